@@ -1,0 +1,1 @@
+"""Dashboards tier: tenant-scoped metrics endpoints and HTML dashboards for tenant executives (issue 7)."""

@@ -1,0 +1,228 @@
+"""The `parley` command: serve the platform, migrate, and manage tenants and keys from a shell. Prints JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import secrets
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from core.schemas import Role
+from core.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Parley: multi-tenant AI chatbot platform.")
+tenants_app = typer.Typer(no_args_is_help=True, help="Create and list tenants.")
+keys_app = typer.Typer(no_args_is_help=True, help="Mint API keys.")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+
+DEMO_TENANT = "Demo"
+DEMO_KEY_CREATOR = "make-run-demo"
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _with_db(settings: Settings, work):
+    from core.db import open_database
+
+    async with open_database(settings, run_migrations=True) as db, db.transaction() as conn:
+        return await work(conn)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [PARLEY_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [PARLEY_PORT]")] = None,
+    workers: Annotated[int | None, typer.Option(help="uvicorn worker processes [PARLEY_WORKERS]")] = None,
+    seed_demo: Annotated[bool, typer.Option(help="Seed a demo tenant, print fresh demo keys (make run)")] = False,
+) -> None:
+    """Start the HTTP API (embedded PostgreSQL unless PARLEY_POSTGRES_URL is set)."""
+    import logging
+
+    import uvicorn
+
+    settings = _settings(host=host, port=port, workers=workers)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    generated_token = None
+    if settings.admin_token is None and seed_demo:
+        generated_token = secrets.token_urlsafe(32)
+        settings = settings.model_copy(update={"admin_token": generated_token})
+    if seed_demo:
+        demo_keys = asyncio.run(_with_db(settings, _seed_demo))
+        _print_banner(settings, demo_keys, generated_token)
+    elif settings.admin_token is None:
+        typer.echo("parley: PARLEY_ADMIN_TOKEN is not set: the platform operator API is disabled.", err=True)
+    # Workers build their own app from the environment, so pass on what this process decided.
+    os.environ.update({"PARLEY_HOST": settings.host, "PARLEY_PORT": str(settings.port)})
+    if generated_token:
+        os.environ["PARLEY_ADMIN_TOKEN"] = generated_token
+    uvicorn.run(
+        "serving.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        server_header=False,
+        access_log=False,  # RequestContextMiddleware logs each request without query strings, which may hold tokens
+    )
+
+
+async def _seed_demo(conn) -> dict[str, str]:
+    """Ensure the demo tenant exists and give it fresh owner and agent keys, revoking the previous run's."""
+    from core import tenancy
+
+    tenant = await tenancy.find_tenant_by_name(conn, name=DEMO_TENANT)
+    if tenant is None:
+        tenant = await tenancy.create_tenant(conn, name=DEMO_TENANT, settings={"demo": True})
+        await tenancy.record_audit(
+            conn, tenant_id=tenant.id, actor=_cli_actor(), action="tenant.create", target=tenant.id
+        )
+    for key in await tenancy.list_api_keys(conn, tenant_id=tenant.id):
+        if key.created_by == DEMO_KEY_CREATOR and key.revoked_at is None:
+            await tenancy.revoke_api_key(conn, tenant_id=tenant.id, key_id=key.id)
+    keys = {"tenant_id": tenant.id}
+    for role in (Role.OWNER, Role.AGENT):
+        _, secret = await tenancy.create_api_key(
+            conn, tenant_id=tenant.id, role=role, name=f"demo {role}", created_by=DEMO_KEY_CREATOR
+        )
+        keys[role.value] = secret
+    await tenancy.record_audit(
+        conn, tenant_id=tenant.id, actor=_cli_actor(), action="demo.keys.rotate", target=tenant.id
+    )
+    return keys
+
+
+def _print_banner(settings: Settings, demo: dict[str, str], generated_token: str | None) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    token_line = (
+        f"  admin token : {generated_token}   (generated for this run; set PARLEY_ADMIN_TOKEN to keep one)"
+        if generated_token
+        else "  admin token : from PARLEY_ADMIN_TOKEN"
+    )
+    typer.echo(
+        "\n".join(
+            [
+                "",
+                "Parley is starting",
+                f"  API         : {base}",
+                f"  API docs    : {base}/docs",
+                f"  readiness   : {base}/readyz",
+                f"  data dir    : {settings.data_dir.resolve()}",
+                token_line,
+                f"  demo tenant : {demo['tenant_id']}",
+                f"  owner key   : {demo['owner']}",
+                f"  agent key   : {demo['agent']}",
+                f"  try         : curl -H 'Authorization: Bearer {demo['owner']}' "
+                f"{base}/v1/tenants/{demo['tenant_id']}",
+                "",
+            ]
+        )
+    )
+    sys.stdout.flush()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending schema migrations (safe to run twice, and beside a running server)."""
+    from core.db import EmbeddedPostgres
+    from core.db import migrate as run_migrations
+
+    settings = _settings()
+    embedded = EmbeddedPostgres(settings.postgres_data_dir) if settings.uses_embedded_postgres else None
+    url = embedded.start() if embedded else settings.postgres_url
+    try:
+        applied = asyncio.run(run_migrations(url))
+    finally:
+        if embedded:
+            embedded.stop()
+    _print_json({"applied": applied})
+
+
+@tenants_app.command("create")
+def tenants_create(name: Annotated[str, typer.Argument(help="Display name, unique")]) -> None:
+    """Create a tenant and print its id and owner key (shown once)."""
+    from core import tenancy
+
+    async def work(conn):
+        try:
+            tenant = await tenancy.create_tenant(conn, name=name.strip())
+        except tenancy.TenantNameTaken:
+            typer.echo(f"parley: a tenant named '{name}' already exists", err=True)
+            raise typer.Exit(1) from None
+        key, secret = await tenancy.create_api_key(
+            conn, tenant_id=tenant.id, role=Role.OWNER, name="owner", created_by=_cli_actor()
+        )
+        await tenancy.record_audit(
+            conn,
+            tenant_id=tenant.id,
+            actor=_cli_actor(),
+            action="tenant.create",
+            target=tenant.id,
+            details={"name": tenant.name, "owner_key_id": key.id},
+        )
+        return {**tenant.model_dump(mode="json"), "api_key": secret, "api_key_id": key.id}
+
+    _print_json(asyncio.run(_with_db(_settings(), work)))
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List every tenant."""
+    from core import tenancy
+
+    async def work(conn):
+        return [t.model_dump(mode="json") for t in await tenancy.list_tenants(conn, limit=10_000)]
+
+    _print_json(asyncio.run(_with_db(_settings(), work)))
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant id")],
+    role: Annotated[Role, typer.Option(help="Role of the new key")],
+    name: Annotated[str, typer.Option(help="A label for the key")] = "cli",
+) -> None:
+    """Mint a key for a tenant and print it (shown once)."""
+    from core import tenancy
+
+    async def work(conn):
+        if await tenancy.get_tenant(conn, tenant_id=tenant) is None:
+            typer.echo(f"parley: no tenant '{tenant}'", err=True)
+            raise typer.Exit(1)
+        key, secret = await tenancy.create_api_key(
+            conn, tenant_id=tenant, role=role, name=name, created_by=_cli_actor()
+        )
+        await tenancy.record_audit(
+            conn,
+            tenant_id=tenant,
+            actor=_cli_actor(),
+            action="key.create",
+            target=key.id,
+            details={"role": key.role, "name": key.name},
+        )
+        return {"id": key.id, "key": secret, "role": key.role.value, "name": key.name, "tenant_id": tenant}
+
+    _print_json(asyncio.run(_with_db(_settings(), work)))

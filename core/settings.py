@@ -1,0 +1,109 @@
+"""The one Settings object. Read from the environment (prefix PARLEY_) or a .env file, validated once at start-up.
+
+Environments differ only in these values: empty URLs mean "run the embedded default under the data directory".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PARLEY_"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the setting, one line per problem."""
+
+
+def _check_scheme(value: str, allowed: tuple[str, ...]) -> str:
+    if value and urlsplit(value).scheme not in allowed:
+        raise ValueError(
+            f"must start with one of {', '.join(s + '://' for s in allowed)} (or be empty for the embedded default)"
+        )
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("./var")
+    postgres_url: str = ""
+    qdrant_url: str = ""
+    qdrant_api_key: SecretStr | None = None
+    lake_uri: str = ""
+    mlflow_uri: str = ""
+    admin_token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    db_pool_min: Annotated[int, Field(ge=1)] = 1
+    db_pool_max: Annotated[int, Field(ge=1)] = 10
+    auto_migrate: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str) -> str:
+        return _check_scheme(value, ("postgresql", "postgres"))
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _qdrant_scheme(cls, value: str) -> str:
+        return _check_scheme(value, ("http", "https"))
+
+    @field_validator("lake_uri")
+    @classmethod
+    def _lake_scheme(cls, value: str) -> str:
+        # A bare path is a local folder; anything with a scheme must be one Delta Lake can write to.
+        if value and "://" in value:
+            return _check_scheme(value, ("file", "s3", "s3a", "gs", "az", "abfss"))
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("must be at least 24 characters (generate one with: openssl rand -hex 32)")
+        return value
+
+    @field_validator("db_pool_max")
+    @classmethod
+    def _pool_bounds(cls, value: int, info) -> int:
+        if value < info.data.get("db_pool_min", 1):
+            raise ValueError("must be at least PARLEY_DB_POOL_MIN")
+        return value
+
+    # Derived locations: everything embedded lives under data_dir, so two data directories are two platforms.
+    @property
+    def postgres_data_dir(self) -> Path:
+        return self.data_dir.resolve() / "postgres"
+
+    @property
+    def lake_location(self) -> str:
+        return self.lake_uri or str(self.data_dir.resolve() / "lake")
+
+    @property
+    def mlflow_location(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{self.data_dir.resolve() / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        return not self.postgres_url
+
+
+def load_settings(**overrides) -> Settings:
+    """Build Settings from the environment; raise SettingsError whose lines each name the bad PARLEY_ variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"invalid setting {ENV_PREFIX}{field.upper()}: {message}")
+        raise SettingsError("\n".join(lines)) from None

@@ -1,0 +1,1 @@
+"""Chat tier: the FastAPI app factory, its dependencies, routes and (later) the web widget."""

@@ -1,0 +1,98 @@
+"""Real stores in a temp folder: one embedded PostgreSQL server per session, a fresh database where a test needs one."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from core.db import EmbeddedPostgres, migrate
+from core.settings import Settings, load_settings
+from serving.app import create_app
+
+ADMIN_TOKEN = "test-admin-token-" + "x" * 24
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory) -> Iterator[str]:
+    """URI of the session's embedded PostgreSQL server (its maintenance database)."""
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "pgdata")
+    uri = server.start()
+    yield uri
+    server.stop()
+
+
+def database_url(server_uri: str, name: str) -> str:
+    return server_uri.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture
+def fresh_database(pg_server: str) -> str:
+    """An empty database of its own, for tests that watch the schema being built."""
+    name = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return database_url(pg_server, name)
+
+
+@pytest.fixture(scope="session")
+def platform_db(pg_server: str) -> str:
+    """The migrated database the API tests share; tests isolate themselves by creating their own tenants."""
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "platform"')
+    url = database_url(pg_server, "platform")
+    asyncio.run(migrate(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(platform_db: str, tmp_path_factory) -> Settings:
+    return load_settings(
+        _env_file=None,
+        data_dir=tmp_path_factory.mktemp("data"),
+        postgres_url=platform_db,
+        admin_token=ADMIN_TOKEN,
+        max_request_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def new_tenant(client: TestClient, name_hint: str = "tenant") -> tuple[str, str]:
+    """Create a tenant through the API; return its id and owner key."""
+    response = client.post(
+        "/v1/tenants", json={"name": f"{name_hint}-{secrets.token_hex(4)}"}, headers=bearer(ADMIN_TOKEN)
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return body["id"], body["api_key"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,49 @@
+import socket
+
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+
+
+def test_healthz_answers_without_credentials(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_each_configured_store(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"postgres", "lake"}
+    assert all(check["ok"] and check["latency_ms"] >= 0 for check in body["checks"].values())
+
+
+def closed_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_readyz_says_which_store_failed(settings):
+    broken = settings.model_copy(
+        update={
+            "qdrant_url": f"http://127.0.0.1:{closed_local_port()}",
+            "mlflow_uri": f"http://127.0.0.1:{closed_local_port()}",
+        }
+    )
+    with TestClient(create_app(broken)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["failed"] == ["mlflow", "qdrant"]
+    assert body["checks"]["postgres"]["ok"] is True
+    assert body["checks"]["qdrant"]["ok"] is False and body["checks"]["qdrant"]["error"]
+    assert "qdrant" in body["detail"]
+
+
+def test_openapi_docs_are_served(client):
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert "/v1/tenants/{tenant_id}/keys/{key_id}" in spec["paths"]
