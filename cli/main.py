@@ -22,7 +22,8 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 
 DEMO_TENANT = "Demo"
-DEMO_KEY_CREATOR = "make-run-demo"
+# The actor of everything --seed-demo does; its keys are found (and replaced) by this creator.
+DEMO_ACTOR = "cli:make-run"
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -96,22 +97,15 @@ async def _seed_demo(conn) -> dict[str, str]:
 
     tenant = await tenancy.find_tenant_by_name(conn, name=DEMO_TENANT)
     if tenant is None:
-        tenant = await tenancy.create_tenant(conn, name=DEMO_TENANT, settings={"demo": True})
-        await tenancy.record_audit(
-            conn, tenant_id=tenant.id, actor=_cli_actor(), action="tenant.create", target=tenant.id
-        )
+        tenant = await tenancy.create_tenant(conn, name=DEMO_TENANT, settings={"demo": True}, actor=DEMO_ACTOR)
     for key in await tenancy.list_api_keys(conn, tenant_id=tenant.id):
-        if key.created_by == DEMO_KEY_CREATOR and key.revoked_at is None:
-            await tenancy.revoke_api_key(conn, tenant_id=tenant.id, key_id=key.id)
+        if key.created_by == DEMO_ACTOR:
+            await tenancy.revoke_api_key(conn, tenant_id=tenant.id, key_id=key.id, actor=DEMO_ACTOR)
     keys = {"tenant_id": tenant.id}
     for role in (Role.OWNER, Role.AGENT):
-        _, secret = await tenancy.create_api_key(
-            conn, tenant_id=tenant.id, role=role, name=f"demo {role}", created_by=DEMO_KEY_CREATOR
+        _, keys[role.value] = await tenancy.create_api_key(
+            conn, tenant_id=tenant.id, role=role, name=f"demo {role}", actor=DEMO_ACTOR
         )
-        keys[role.value] = secret
-    await tenancy.record_audit(
-        conn, tenant_id=tenant.id, actor=_cli_actor(), action="demo.keys.rotate", target=tenant.id
-    )
     return keys
 
 
@@ -168,21 +162,10 @@ def tenants_create(name: Annotated[str, typer.Argument(help="Display name, uniqu
 
     async def work(conn):
         try:
-            tenant = await tenancy.create_tenant(conn, name=name.strip())
+            tenant, key, secret = await tenancy.create_tenant_with_owner(conn, name=name.strip(), actor=_cli_actor())
         except tenancy.TenantNameTaken:
             typer.echo(f"parley: a tenant named '{name}' already exists", err=True)
             raise typer.Exit(1) from None
-        key, secret = await tenancy.create_api_key(
-            conn, tenant_id=tenant.id, role=Role.OWNER, name="owner", created_by=_cli_actor()
-        )
-        await tenancy.record_audit(
-            conn,
-            tenant_id=tenant.id,
-            actor=_cli_actor(),
-            action="tenant.create",
-            target=tenant.id,
-            details={"name": tenant.name, "owner_key_id": key.id},
-        )
         return {**tenant.model_dump(mode="json"), "api_key": secret, "api_key_id": key.id}
 
     _print_json(asyncio.run(_with_db(_settings(), work)))
@@ -212,17 +195,7 @@ def keys_create(
         if await tenancy.get_tenant(conn, tenant_id=tenant) is None:
             typer.echo(f"parley: no tenant '{tenant}'", err=True)
             raise typer.Exit(1)
-        key, secret = await tenancy.create_api_key(
-            conn, tenant_id=tenant, role=role, name=name, created_by=_cli_actor()
-        )
-        await tenancy.record_audit(
-            conn,
-            tenant_id=tenant,
-            actor=_cli_actor(),
-            action="key.create",
-            target=key.id,
-            details={"role": key.role, "name": key.name},
-        )
+        key, secret = await tenancy.create_api_key(conn, tenant_id=tenant, role=role, name=name, actor=_cli_actor())
         return {"id": key.id, "key": secret, "role": key.role.value, "name": key.name, "tenant_id": tenant}
 
     _print_json(asyncio.run(_with_db(_settings(), work)))

@@ -1,5 +1,8 @@
 """Tenants, API keys, roles and the audit log. Every data function takes a connection, then keyword-only arguments.
 
+Each function that changes a tenant or a key writes its audit row itself, on the same connection: run it inside a
+transaction and the change and its audit row commit together.
+
 API keys look like `prl_<12 hex prefix>_<40 char secret>`. Only the prefix (for lookup) and a SHA-256 of the whole key
 are stored: the key carries 240 random bits, so a slow password hash would add latency to every request and no safety.
 """
@@ -117,7 +120,14 @@ _TENANT_COLUMNS = "id, name, status, settings, created_at, updated_at"
 _KEY_COLUMNS = "id, tenant_id, name, role, prefix, created_by, created_at, last_used_at, revoked_at"
 
 
-async def create_tenant(conn: AsyncConnection, *, name: str, settings: dict[str, Any] | None = None) -> Tenant:
+async def create_tenant(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    actor: str,
+    settings: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> Tenant:
     try:
         async with conn.transaction():
             cursor = await conn.execute(
@@ -126,7 +136,33 @@ async def create_tenant(conn: AsyncConnection, *, name: str, settings: dict[str,
             )
     except errors.UniqueViolation:
         raise TenantNameTaken(name) from None
-    return Tenant(**await cursor.fetchone())
+    tenant = Tenant(**await cursor.fetchone())
+    await record_audit(
+        conn,
+        tenant_id=tenant.id,
+        actor=actor,
+        action="tenant.create",
+        target=tenant.id,
+        details={"name": tenant.name},
+        request_id=request_id,
+    )
+    return tenant
+
+
+async def create_tenant_with_owner(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    actor: str,
+    settings: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> tuple[Tenant, ApiKey, str]:
+    """Onboard a tenant: the tenant and its first owner key (record and secret), both audited."""
+    tenant = await create_tenant(conn, name=name, actor=actor, settings=settings, request_id=request_id)
+    key, secret = await create_api_key(
+        conn, tenant_id=tenant.id, role=Role.OWNER, name="owner", actor=actor, request_id=request_id
+    )
+    return tenant, key, secret
 
 
 async def get_tenant(conn: AsyncConnection, *, tenant_id: str) -> Tenant | None:
@@ -152,10 +188,13 @@ async def update_tenant(
     conn: AsyncConnection,
     *,
     tenant_id: str,
+    actor: str,
     name: str | None = None,
     status: TenantStatus | None = None,
     settings: dict[str, Any] | None = None,
+    request_id: str | None = None,
 ) -> Tenant | None:
+    """Change what is given (None keeps a field); audited as tenant.suspend, tenant.resume or tenant.update."""
     try:
         async with conn.transaction():
             cursor = await conn.execute(
@@ -171,11 +210,22 @@ async def update_tenant(
     except errors.UniqueViolation:
         raise TenantNameTaken(name) from None
     row = await cursor.fetchone()
-    return Tenant(**row) if row else None
+    if row is None:
+        return None
+    changes = {
+        key: value for key, value in {"name": name, "status": status, "settings": settings}.items() if value is not None
+    }
+    action = {TenantStatus.SUSPENDED: "tenant.suspend", TenantStatus.ACTIVE: "tenant.resume"}.get(
+        status, "tenant.update"
+    )
+    await record_audit(
+        conn, tenant_id=tenant_id, actor=actor, action=action, target=tenant_id, details=changes, request_id=request_id
+    )
+    return Tenant(**row)
 
 
 async def create_api_key(
-    conn: AsyncConnection, *, tenant_id: str, role: Role, name: str, created_by: str
+    conn: AsyncConnection, *, tenant_id: str, role: Role, name: str, actor: str, request_id: str | None = None
 ) -> tuple[ApiKey, str]:
     """Mint a key; return its stored record and the secret, which exists nowhere else from now on."""
     prefix = secrets.token_hex(_PREFIX_LEN // 2)
@@ -183,9 +233,19 @@ async def create_api_key(
     cursor = await conn.execute(
         f"""INSERT INTO api_keys (id, tenant_id, name, role, prefix, secret_hash, created_by)
             VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_KEY_COLUMNS}""",
-        (new_id("k"), tenant_id, name, role, prefix, _hash_key(key), created_by),
+        (new_id("k"), tenant_id, name, role, prefix, _hash_key(key), actor),
     )
-    return ApiKey(**await cursor.fetchone()), key
+    record = ApiKey(**await cursor.fetchone())
+    await record_audit(
+        conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="key.create",
+        target=record.id,
+        details={"role": record.role, "name": record.name},
+        request_id=request_id,
+    )
+    return record, key
 
 
 async def list_api_keys(conn: AsyncConnection, *, tenant_id: str) -> list[ApiKey]:
@@ -203,15 +263,28 @@ async def get_api_key(conn: AsyncConnection, *, tenant_id: str, key_id: str) -> 
     return ApiKey(**row) if row else None
 
 
-async def revoke_api_key(conn: AsyncConnection, *, tenant_id: str, key_id: str) -> ApiKey | None:
-    """Revoke a key of this tenant (idempotent: revoking twice keeps the first time). None if no such key."""
+async def revoke_api_key(
+    conn: AsyncConnection, *, tenant_id: str, key_id: str, actor: str, request_id: str | None = None
+) -> bool:
+    """Revoke a live key of this tenant; False when there is none (unknown, another tenant's, or already revoked)."""
     cursor = await conn.execute(
-        f"""UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-             WHERE tenant_id = %s AND id = %s RETURNING {_KEY_COLUMNS}""",
+        f"""UPDATE api_keys SET revoked_at = now()
+             WHERE tenant_id = %s AND id = %s AND revoked_at IS NULL RETURNING {_KEY_COLUMNS}""",
         (tenant_id, key_id),
     )
     row = await cursor.fetchone()
-    return ApiKey(**row) if row else None
+    if row is None:
+        return False
+    await record_audit(
+        conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="key.revoke",
+        target=key_id,
+        details={"role": row["role"], "name": row["name"]},
+        request_id=request_id,
+    )
+    return True
 
 
 async def authenticate_key(conn: AsyncConnection, *, key: str) -> KeyIdentity | None:

@@ -32,16 +32,7 @@ async def create_key(
         if await tenancy.get_tenant(conn, tenant_id=scope.tenant_id) is None:
             raise tenant_not_found(scope.tenant_id)
         key, secret = await tenancy.create_api_key(
-            conn, tenant_id=scope.tenant_id, role=body.role, name=body.name, created_by=scope.caller.actor
-        )
-        await tenancy.record_audit(
-            conn,
-            tenant_id=scope.tenant_id,
-            actor=scope.caller.actor,
-            action="key.create",
-            target=key.id,
-            details={"role": key.role, "name": key.name},
-            request_id=rid,
+            conn, tenant_id=scope.tenant_id, role=body.role, name=body.name, actor=scope.caller.actor, request_id=rid
         )
     return ApiKeyCreated(id=key.id, key=secret, role=key.role, name=key.name, tenant_id=key.tenant_id)
 
@@ -63,16 +54,8 @@ async def revoke_key(
         if key is None:
             raise Problem(404, f"No key '{key_id}' in this tenant.", kind="not-found")
         _check_may_manage(scope, key.role)
-        if key.revoked_at is not None:
-            return Response(status_code=status.HTTP_204_NO_CONTENT)
-        await tenancy.revoke_api_key(conn, tenant_id=scope.tenant_id, key_id=key_id)
-        await tenancy.record_audit(
-            conn,
-            tenant_id=scope.tenant_id,
-            actor=scope.caller.actor,
-            action="key.revoke",
-            target=key_id,
-            details={"role": key.role, "name": key.name},
-            request_id=rid,
+        # Revoking an already revoked key changes nothing: 204 again, and no second audit row.
+        await tenancy.revoke_api_key(
+            conn, tenant_id=scope.tenant_id, key_id=key_id, actor=scope.caller.actor, request_id=rid
         )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from core import tenancy
-from core.schemas import AuditEntry, Role, Tenant, TenantCreate, TenantCreated, TenantUpdate
+from core.schemas import AuditEntry, Tenant, TenantCreate, TenantCreated, TenantUpdate
 from core.tenancy import Permission as P
 from serving.deps import DbDep, PlatformAdminDep, RequestIdDep, TenantScope, tenant_not_found, tenant_scope
 from serving.problems import Problem, problem_responses
@@ -23,21 +23,11 @@ def _name_taken(name: str) -> Problem:
 async def create_tenant(body: TenantCreate, caller: PlatformAdminDep, db: DbDep, rid: RequestIdDep) -> TenantCreated:
     async with db.transaction() as conn:
         try:
-            tenant = await tenancy.create_tenant(conn, name=body.name, settings=body.settings)
+            tenant, key, secret = await tenancy.create_tenant_with_owner(
+                conn, name=body.name, settings=body.settings, actor=caller.actor, request_id=rid
+            )
         except tenancy.TenantNameTaken:
             raise _name_taken(body.name) from None
-        key, secret = await tenancy.create_api_key(
-            conn, tenant_id=tenant.id, role=Role.OWNER, name="owner", created_by=caller.actor
-        )
-        await tenancy.record_audit(
-            conn,
-            tenant_id=tenant.id,
-            actor=caller.actor,
-            action="tenant.create",
-            target=tenant.id,
-            details={"name": tenant.name, "owner_key_id": key.id},
-            request_id=rid,
-        )
     return TenantCreated(**tenant.model_dump(), api_key=secret, api_key_id=key.id)
 
 
@@ -70,24 +60,15 @@ async def update_tenant(
     if body.status is not None and not scope.caller.is_platform_admin:
         # A tenant cannot lift its own suspension, so only the operator moves status either way.
         raise Problem(403, "Only the platform operator may suspend or resume a tenant.", kind="forbidden")
-    changes = body.model_dump(exclude_unset=True, exclude_none=True, mode="json")
     async with db.transaction() as conn:
         try:
-            tenant = await tenancy.update_tenant(conn, tenant_id=scope.tenant_id, **body.model_dump(exclude_unset=True))
+            tenant = await tenancy.update_tenant(
+                conn, tenant_id=scope.tenant_id, actor=scope.caller.actor, request_id=rid, **body.model_dump()
+            )
         except tenancy.TenantNameTaken:
             raise _name_taken(body.name or "") from None
-        if tenant is None:
-            raise tenant_not_found(scope.tenant_id)
-        action = {"suspended": "tenant.suspend", "active": "tenant.resume"}.get(changes.get("status"), "tenant.update")
-        await tenancy.record_audit(
-            conn,
-            tenant_id=tenant.id,
-            actor=scope.caller.actor,
-            action=action,
-            target=tenant.id,
-            details=changes,
-            request_id=rid,
-        )
+    if tenant is None:
+        raise tenant_not_found(scope.tenant_id)
     return tenant
 
 

@@ -44,7 +44,11 @@ def test_create_tenant_then_keys_then_list(cli_env, client):
     trail = client.get(
         f"/v1/tenants/{tenant['id']}/audit", headers={"Authorization": f"Bearer {tenant['api_key']}"}
     ).json()
-    assert [entry["action"] for entry in reversed(trail)] == ["tenant.create", "key.create"]
+    assert [(e["action"], e["target"]) for e in reversed(trail)] == [
+        ("tenant.create", tenant["id"]),
+        ("key.create", tenant["api_key_id"]),
+        ("key.create", key["id"]),
+    ]
     assert all(entry["actor"].startswith("cli") for entry in trail)
 
 

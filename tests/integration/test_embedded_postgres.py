@@ -46,7 +46,7 @@ def test_two_data_dirs_are_two_independent_platforms(tmp_path):
         async with open_database(one) as db_one, open_database(two) as db_two:
             assert db_one.url != db_two.url
             async with db_one.transaction() as conn:
-                created = await tenancy.create_tenant(conn, name="Only In One")
+                created = await tenancy.create_tenant(conn, name="Only In One", actor="test")
             async with db_one.connection() as conn:
                 assert await tenancy.get_tenant(conn, tenant_id=created.id) is not None
             async with db_two.connection() as conn:

@@ -136,6 +136,7 @@ def test_every_admin_action_leaves_an_audit_row(client, admin):
     actions = [(entry["action"], entry["actor"].split(":")[0]) for entry in reversed(trail)]
     assert actions == [
         ("tenant.create", "platform-admin"),
+        ("key.create", "platform-admin"),  # the owner key that came with the tenant
         ("key.create", "key"),
         ("key.revoke", "key"),
         ("tenant.update", "key"),
@@ -143,7 +144,21 @@ def test_every_admin_action_leaves_an_audit_row(client, admin):
         ("tenant.resume", "platform-admin"),
     ]
     assert all(entry["tenant_id"] == tenant_id and entry["request_id"] for entry in trail)
-    assert trail[-2]["target"] == created["id"]
+    revoke = next(entry for entry in trail if entry["action"] == "key.revoke")
+    assert revoke["target"] == created["id"] and revoke["details"] == {"role": "viewer", "name": "default"}
+
+
+def test_revoking_twice_is_harmless_and_audited_once(client):
+    tenant_id, owner_key = new_tenant(client)
+    created = _key(client, tenant_id, owner_key, "viewer")
+    for _ in range(2):
+        assert (
+            client.delete(f"/v1/tenants/{tenant_id}/keys/{created['id']}", headers=bearer(owner_key)).status_code == 204
+        )
+    trail = client.get(f"/v1/tenants/{tenant_id}/audit", headers=bearer(owner_key)).json()
+    assert [entry["action"] for entry in trail].count("key.revoke") == 1
+    unknown = client.delete(f"/v1/tenants/{tenant_id}/keys/k_0000000000000000", headers=bearer(owner_key))
+    assert unknown.status_code == 404
 
 
 def test_last_used_is_recorded(client):
