@@ -143,18 +143,14 @@ def _print_banner(settings: Settings, demo: dict[str, str], generated_token: str
 @app.command()
 def migrate() -> None:
     """Apply pending schema migrations (safe to run twice, and beside a running server)."""
-    from core.db import EmbeddedPostgres
     from core.db import migrate as run_migrations
+    from core.db import open_database
 
-    settings = _settings()
-    embedded = EmbeddedPostgres(settings.postgres_data_dir) if settings.uses_embedded_postgres else None
-    url = embedded.start() if embedded else settings.postgres_url
-    try:
-        applied = asyncio.run(run_migrations(url))
-    finally:
-        if embedded:
-            embedded.stop()
-    _print_json({"applied": applied})
+    async def work() -> list[str]:
+        async with open_database(_settings(), run_migrations=False) as db:
+            return await run_migrations(db.url)
+
+    _print_json({"applied": asyncio.run(work())})
 
 
 @tenants_app.command("create")
