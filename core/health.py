@@ -57,11 +57,21 @@ def _local_path(uri: str) -> Path | None:
     return Path(urlsplit(uri).path) if uri.startswith("file://") else None
 
 
-async def readiness(*, settings: Settings, db: Database) -> dict[str, dict]:
+def _encoder_check(encoder) -> Callable[[], Awaitable[None]]:
+    async def check() -> None:
+        if not encoder.ready:
+            raise RuntimeError(f"sentence encoder {encoder.state()}")
+
+    return check
+
+
+async def readiness(*, settings: Settings, db: Database, vectors=None, encoder=None) -> dict[str, dict]:
     """Run every configured store's check concurrently; each result says ok, latency, and why it failed."""
     checks: dict[str, Callable[[], Awaitable[None]]] = {"postgres": db.ping}
-    if settings.qdrant_url:
-        checks["qdrant"] = _http_check(settings.qdrant_url.rstrip("/") + "/readyz")
+    if vectors is not None:
+        checks["vectors"] = lambda: asyncio.to_thread(vectors.ping)
+    if encoder is not None:
+        checks["encoder"] = _encoder_check(encoder)
     if settings.mlflow_location.startswith(("http://", "https://")):
         checks["mlflow"] = _http_check(settings.mlflow_location.rstrip("/") + "/health")
     lake_folder = _local_path(settings.lake_location)

@@ -88,3 +88,177 @@ class AuditEntry(BaseModel):
     target: str | None
     details: dict[str, Any]
     request_id: str | None
+
+
+# --- knowledge base -------------------------------------------------------------------------------------------------
+
+MAX_QUERY_CHARS = 2000
+
+
+class DocumentCreate(Request):
+    title: Name
+    text: Annotated[str, StringConstraints(min_length=1)]
+    source_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    title: str
+    media_type: str
+    filename: str | None
+    source_url: str | None
+    metadata: dict[str, Any]
+    chunk_count: int
+    created_at: datetime
+
+
+class DocumentChunk(BaseModel):
+    id: str
+    ordinal: int
+    heading: str | None
+    text: str
+
+
+class Document(DocumentSummary):
+    text: str
+    chunks: list[DocumentChunk]
+
+
+class UploadedDocument(BaseModel):
+    id: str
+    title: str
+    chunks: int
+    created: bool = Field(description="False when the same content was already there (nothing was added)")
+
+
+class UploadResult(BaseModel):
+    """One upload can hold several documents (a CSV of questions and answers); `id` and `chunks` describe the first."""
+
+    id: str
+    chunks: int
+    documents: list[UploadedDocument]
+
+
+class SearchRequest(Request):
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUERY_CHARS)]
+    top_k: Annotated[int, Field(ge=1, le=50)] = 5
+
+
+class SearchHit(BaseModel):
+    document_id: str
+    chunk_id: str
+    title: str
+    heading: str | None = None
+    text: str
+    score: float
+    source_url: str | None = None
+
+
+class SearchResult(BaseModel):
+    hits: list[SearchHit]
+
+
+# --- conversations ----------------------------------------------------------------------------------------------------
+
+
+class Channel(StrEnum):
+    API = "api"
+    WIDGET = "widget"
+    OPENAI = "openai"
+
+
+class ConversationCreate(Request):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Conversation(BaseModel):
+    id: str
+    channel: Channel
+    handoff_requested: bool
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationCreated(Conversation):
+    visitor_token: str | None = Field(None, description="Widget conversations only: proves the visitor owns it")
+
+
+class Source(BaseModel):
+    document_id: str
+    chunk_id: str
+    title: str
+    source_url: str | None = None
+    score: float
+
+
+class Message(BaseModel):
+    id: str
+    conversation_id: str
+    role: str
+    text: str
+    sources: list[Source]
+    tier: str | None
+    latency_ms: float | None
+    created_at: datetime
+
+
+class ConversationWithMessages(Conversation):
+    messages: list[Message]
+
+
+class MessageCreate(Request):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class Reply(BaseModel):
+    message_id: str
+    text: str
+    sources: list[Source]
+    tier: str
+    handoff_offered: bool
+
+
+class ChatTurn(BaseModel):
+    message_id: str
+    reply: Reply
+    latency_ms: float
+
+
+class Rating(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class FeedbackCreate(Request):
+    rating: Rating
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class Feedback(BaseModel):
+    message_id: str
+    rating: Rating
+    comment: str | None
+    updated_at: datetime
+
+
+# --- widget keys ------------------------------------------------------------------------------------------------------
+
+
+class WidgetKeyCreate(Request):
+    name: Name = "widget"
+    allowed_origins: Annotated[
+        list[Annotated[str, StringConstraints(max_length=300)]], Field(min_length=1, max_length=50)
+    ]
+
+
+class WidgetKey(BaseModel):
+    id: str
+    tenant_id: str
+    key: str
+    name: str
+    allowed_origins: list[str]
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None

@@ -40,7 +40,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1, le=64)] = 1
-    max_request_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    max_message_chars: Annotated[int, Field(ge=1, le=100_000)] = 4000
+    rate_limit_per_minute: Annotated[int, Field(ge=1)] = 600
+    answer_min_score: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.40
+    demo_data_dir: Path = Path("../shared/data")
     db_pool_min: Annotated[int, Field(ge=1)] = 1
     db_pool_max: Annotated[int, Field(ge=1)] = 10
     auto_migrate: bool = True
@@ -71,6 +76,13 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 24 characters (generate one with: openssl rand -hex 32)")
         return value
 
+    @field_validator("workers")
+    @classmethod
+    def _one_process_per_embedded_engine(cls, value: int, info) -> int:
+        if value > 1 and not info.data.get("qdrant_url"):
+            raise ValueError("above 1 needs PARLEY_QDRANT_URL: the embedded vector engine opens in one process only")
+        return value
+
     @field_validator("db_pool_max")
     @classmethod
     def _pool_bounds(cls, value: int, info) -> int:
@@ -82,6 +94,10 @@ class Settings(BaseSettings):
     @property
     def postgres_data_dir(self) -> Path:
         return self.data_dir.resolve() / "postgres"
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.data_dir.resolve() / "vectors" / "chunks"
 
     @property
     def lake_location(self) -> str:

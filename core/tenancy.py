@@ -75,6 +75,7 @@ class KeyIdentity:
     tenant_id: str
     role: Role
     tenant_status: TenantStatus
+    rate_limit_per_minute: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,26 @@ class Principal:
     actor: str
     tenant_id: str | None = None
     role: Role | None = None
+    # Widget visitors: a public key, only allowed to chat, only from these origins.
+    widget_origins: tuple[str, ...] | None = None
+    rate_limit_per_minute: int | None = None
 
     @property
     def is_platform_admin(self) -> bool:
         return self.tenant_id is None
 
+    @property
+    def is_widget(self) -> bool:
+        return self.widget_origins is not None
+
     def may(self, permission: Permission, *, tenant_id: str) -> bool:
         if self.is_platform_admin:
             return True
-        return self.tenant_id == tenant_id and permission in ROLE_PERMISSIONS[self.role]
+        if self.tenant_id != tenant_id:
+            return False
+        if self.is_widget:
+            return permission is Permission.CHAT
+        return permission in ROLE_PERMISSIONS[self.role]
 
 
 PLATFORM_ADMIN = Principal(actor="platform-admin")
@@ -293,7 +305,9 @@ async def authenticate_key(conn: AsyncConnection, *, key: str) -> KeyIdentity | 
     row = None
     if prefix is not None:
         cursor = await conn.execute(
-            """SELECT k.id, k.tenant_id, k.role, k.secret_hash, k.last_used_at, t.status
+            """SELECT k.id, k.tenant_id, k.role, k.secret_hash, t.status,
+                      CASE WHEN jsonb_typeof(t.settings -> 'rate_limit_per_minute') = 'number'
+                           THEN (t.settings ->> 'rate_limit_per_minute')::numeric::int END AS rate_limit
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
                 WHERE k.prefix = %s AND k.revoked_at IS NULL""",
             (prefix,),
@@ -308,7 +322,11 @@ async def authenticate_key(conn: AsyncConnection, *, key: str) -> KeyIdentity | 
         (row["id"],),
     )
     return KeyIdentity(
-        key_id=row["id"], tenant_id=row["tenant_id"], role=Role(row["role"]), tenant_status=TenantStatus(row["status"])
+        key_id=row["id"],
+        tenant_id=row["tenant_id"],
+        role=Role(row["role"]),
+        tenant_status=TenantStatus(row["status"]),
+        rate_limit_per_minute=row["rate_limit"],
     )
 
 

@@ -1,7 +1,8 @@
-"""The chat tier's app factory. Stores open in the lifespan, never at import."""
+"""The chat tier's app factory. Stores open and the encoder loads in the lifespan, never at import."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -9,31 +10,62 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from core.db import open_database
+from core.embeddings import DIM, BatchingEncoder, MiniLMEncoder
+from core.kb.service import KnowledgeBase
+from core.limits import RateLimiter
+from core.llm.kb import KnowledgeBaseAnswerer
 from core.settings import Settings, load_settings
+from core.vectors import VectorStore, open_vector_store
+from serving.cors import WidgetCorsMiddleware
 from serving.middleware import RequestContextMiddleware
 from serving.problems import install_problem_handlers
-from serving.routes import health, keys, tenants
+from serving.routes import conversations, health, kb, keys, openai_compat, tenants, widget
+from serving.services.chat import ChatService
+
+UPLOAD_PATHS = ("/v1/kb/documents",)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; with no settings given (uvicorn's factory mode) they come from the environment."""
+def create_app(
+    settings: Settings | None = None, *, encoder: BatchingEncoder | None = None, vectors: VectorStore | None = None
+) -> FastAPI:
+    """Build the app; with no settings given (uvicorn's factory mode) they come from the environment.
+
+    `encoder` and `vectors` let a test share one loaded model, or stand a qdrant-client in for the server.
+    """
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_database(settings) as db:
-            app.state.db = db
-            yield
+            store = vectors or await asyncio.to_thread(open_vector_store, settings, dim=DIM)
+            try:
+                app.state.encoder = encoder or BatchingEncoder(MiniLMEncoder.load)
+                app.state.encoder.start()  # loads in a thread: /healthz answers meanwhile, /readyz says "loading"
+                app.state.db = db
+                app.state.vectors = store
+                app.state.kb = KnowledgeBase(db=db, vectors=store, encoder=app.state.encoder)
+                app.state.answerer = KnowledgeBaseAnswerer(min_score=settings.answer_min_score)
+                app.state.chat = ChatService(db=db, kb=app.state.kb, answerer=app.state.answerer)
+                app.state.rate_limiter = RateLimiter()
+                yield
+            finally:
+                if vectors is None:
+                    await asyncio.to_thread(store.close)
 
     app = FastAPI(
         title="Parley",
         version=version("parley"),
-        summary="Multi-tenant AI chatbot platform: tenants, keys, chat, analytics.",
+        summary="Multi-tenant AI chatbot platform: tenants, keys, knowledge base, chat, analytics.",
         lifespan=lifespan,
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
-    for module in (health, tenants, keys):
+    app.add_middleware(WidgetCorsMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        path_limits={path: settings.max_upload_bytes for path in UPLOAD_PATHS},
+    )
+    for module in (health, tenants, keys, widget, kb, conversations, openai_compat):
         app.include_router(module.router)
     return app

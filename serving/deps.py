@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import hmac
+import math
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
 from core.db import Database
+from core.embeddings import BatchingEncoder
+from core.kb.service import KnowledgeBase
+from core.limits import RateLimiter
+from core.llm.kb import KnowledgeBaseAnswerer
 from core.schemas import TenantStatus
 from core.settings import Settings
 from core.tenancy import PLATFORM_ADMIN, Permission, Principal, authenticate_key
+from core.widgets import KEY_SCHEME as WIDGET_KEY_SCHEME
+from core.widgets import authenticate_widget_key
 from serving.problems import Problem
+from serving.services.chat import ChatService
 
 
 def _settings(request: Request) -> Settings:
@@ -23,8 +31,33 @@ def _database(request: Request) -> Database:
     return request.app.state.db
 
 
+def _knowledge_base(request: Request) -> KnowledgeBase:
+    return request.app.state.kb
+
+
+def _encoder(request: Request) -> BatchingEncoder:
+    return request.app.state.encoder
+
+
+def _answerer(request: Request) -> KnowledgeBaseAnswerer:
+    return request.app.state.answerer
+
+
+def _rate_limiter(request: Request) -> RateLimiter:
+    return request.app.state.rate_limiter
+
+
+def _chat(request: Request) -> ChatService:
+    return request.app.state.chat
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DbDep = Annotated[Database, Depends(_database)]
+KnowledgeBaseDep = Annotated[KnowledgeBase, Depends(_knowledge_base)]
+EncoderDep = Annotated[BatchingEncoder, Depends(_encoder)]
+AnswererDep = Annotated[KnowledgeBaseAnswerer, Depends(_answerer)]
+RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
+ChatDep = Annotated[ChatService, Depends(_chat)]
 
 
 # Identical for a missing, malformed, unknown or revoked key, so a caller learns nothing about which keys exist.
@@ -50,19 +83,36 @@ async def _caller(request: Request, settings: SettingsDep, db: DbDep) -> Princip
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return PLATFORM_ADMIN
     async with db.connection() as conn:
-        identity = await authenticate_key(conn, key=token)
-    if identity is None:
+        if token.startswith(WIDGET_KEY_SCHEME):
+            widget = await authenticate_widget_key(conn, key=token)
+            identity = None
+        else:
+            identity = await authenticate_key(conn, key=token)
+            widget = None
+    if identity is None and widget is None:
         raise _unauthenticated()
-    if identity.tenant_status is not TenantStatus.ACTIVE:
+    if (identity or widget).tenant_status is not TenantStatus.ACTIVE:
         raise Problem(403, "This tenant is suspended; contact the platform operator.", kind="tenant-suspended")
-    return Principal(actor=f"key:{identity.key_id}", tenant_id=identity.tenant_id, role=identity.role)
+    if widget is not None:
+        return Principal(
+            actor=f"widget:{widget.key_id}",
+            tenant_id=widget.tenant_id,
+            widget_origins=widget.allowed_origins,
+            rate_limit_per_minute=widget.rate_limit_per_minute,
+        )
+    return Principal(
+        actor=f"key:{identity.key_id}",
+        tenant_id=identity.tenant_id,
+        role=identity.role,
+        rate_limit_per_minute=identity.rate_limit_per_minute,
+    )
 
 
 CallerDep = Annotated[Principal, Depends(_caller)]
 
 
 async def _platform_admin(caller: CallerDep) -> Principal:
-    if not caller.is_platform_admin:
+    if caller.is_widget or not caller.is_platform_admin:
         raise Problem(403, "Only the platform operator may do this.", kind="forbidden")
     return caller
 
@@ -86,6 +136,8 @@ def tenant_scope(permission: Permission):
     """Depends(...) for routes under /v1/tenants/{tenant_id} that need `permission` on that tenant."""
 
     async def check(tenant_id: Annotated[str, Path(max_length=64)], caller: CallerDep) -> TenantScope:
+        if caller.is_widget:
+            raise Problem(403, "A widget key can only chat.", kind="forbidden")
         if not caller.is_platform_admin and caller.tenant_id != tenant_id:
             # Another tenant's resources look exactly like missing ones.
             raise tenant_not_found(tenant_id)
@@ -94,6 +146,45 @@ def tenant_scope(permission: Permission):
                 403, f"Your key's role ({caller.role}) lacks the '{permission}' permission.", kind="forbidden"
             )
         return TenantScope(tenant_id=tenant_id, caller=caller)
+
+    return Depends(check)
+
+
+def tenant_access(permission: Permission):
+    """Depends(...) for routes whose tenant is the caller's own (the knowledge base, conversations, chat).
+
+    Checks the permission, a widget key's Origin, and the tenant's rate limit (429 with Retry-After when exceeded).
+    """
+
+    async def check(
+        request: Request,
+        caller: CallerDep,
+        settings: SettingsDep,
+        limiter: RateLimiterDep,
+    ) -> TenantScope:
+        if caller.is_platform_admin:
+            raise Problem(
+                403, "Use a key of the tenant: these routes act on the caller's own tenant.", kind="forbidden"
+            )
+        if caller.is_widget:
+            origin = request.headers.get("origin", "")
+            if origin not in caller.widget_origins:
+                raise Problem(403, "This widget key is not allowed on this origin.", kind="origin-not-allowed")
+            # Read by the CORS layer when the response starts: only allowed origins get CORS headers.
+            request.scope.setdefault("state", {})["cors_origin"] = origin
+        if not caller.may(permission, tenant_id=caller.tenant_id):
+            raise Problem(403, f"Your key lacks the '{permission}' permission.", kind="forbidden")
+        per_minute = caller.rate_limit_per_minute or settings.rate_limit_per_minute
+        retry_after = limiter.hit(caller.tenant_id, per_minute=per_minute)
+        if retry_after is not None:
+            seconds = max(1, math.ceil(retry_after))
+            raise Problem(
+                429,
+                f"This tenant's limit of {per_minute} requests a minute is used up; retry in {seconds} s.",
+                kind="rate-limited",
+                headers={"Retry-After": str(seconds)},
+            )
+        return TenantScope(tenant_id=caller.tenant_id, caller=caller)
 
     return Depends(check)
 

@@ -17,9 +17,10 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,18 +40,19 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
+        limit = self.path_limits.get(scope["path"], self.max_body_bytes)
         declared = headers.get(b"content-length")
         try:
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                await self._too_large(send_with_id, request_id)
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                await self._too_large(send_with_id, request_id, limit)
                 return
-            await self.app(scope, self._bounded(receive), send_with_id)
+            await self.app(scope, self._bounded(receive, limit), send_with_id)
         except Exception as exc:
             # Last resort: the traceback goes to the server log; the caller gets a problem document and a request id.
             if status_holder["started"]:
                 raise
             if isinstance(exc, Problem) and exc.status == 413:
-                await self._too_large(send_with_id, request_id)
+                await self._too_large(send_with_id, request_id, limit)
             else:
                 log.exception("unhandled error on %s %s rid=%s", scope["method"], scope["path"], request_id)
                 await self._send_problem(
@@ -70,11 +72,11 @@ class RequestContextMiddleware:
                 request_id,
             )
 
-    @property
-    def _too_large_detail(self) -> str:
-        return f"The request body exceeds the limit of {self.max_body_bytes} bytes."
+    @staticmethod
+    def _too_large_detail(limit: int) -> str:
+        return f"The request body exceeds the limit of {limit} bytes."
 
-    def _bounded(self, receive: Receive) -> Receive:
+    def _bounded(self, receive: Receive, limit: int) -> Receive:
         seen = 0
 
         async def receive_bounded() -> Message:
@@ -82,15 +84,15 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
+                if seen > limit:
                     # A chunked body with no Content-Length ran past the limit while the app was reading it.
-                    raise Problem(413, self._too_large_detail, kind="payload-too-large")
+                    raise Problem(413, self._too_large_detail(limit), kind="payload-too-large")
             return message
 
         return receive_bounded
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
-        await self._send_problem(send, 413, self._too_large_detail, "payload-too-large", request_id)
+    async def _too_large(self, send: Send, request_id: str, limit: int) -> None:
+        await self._send_problem(send, 413, self._too_large_detail(limit), "payload-too-large", request_id)
 
     @staticmethod
     async def _send_problem(send: Send, status: int, detail: str, kind: str | None, request_id: str) -> None:

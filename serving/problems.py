@@ -109,8 +109,21 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
     return _respond(request, 422, summary, kind="validation-error", title="Invalid request", errors=errors)
 
 
+async def _on_encoder_not_ready(request: Request, exc: Exception) -> JSONResponse:
+    return _respond(
+        request,
+        503,
+        "The platform is still loading its language model; retry shortly.",
+        kind="warming-up",
+        headers={"Retry-After": "5"},
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Unexpected exceptions are answered by RequestContextMiddleware, which alone knows the response has not begun."""
+    from core.embeddings import EncoderNotReady
+
+    app.add_exception_handler(EncoderNotReady, _on_encoder_not_ready)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

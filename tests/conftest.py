@@ -13,7 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.db import EmbeddedPostgres, migrate
+from core.embeddings import DIM, BatchingEncoder, MiniLMEncoder
 from core.settings import Settings, load_settings
+from core.vectors import EdgeVectorStore
 from serving.app import create_app
 
 ADMIN_TOKEN = "test-admin-token-" + "x" * 24
@@ -59,12 +61,28 @@ def settings(platform_db: str, tmp_path_factory) -> Settings:
         postgres_url=platform_db,
         admin_token=ADMIN_TOKEN,
         max_request_bytes=64 * 1024,
+        max_upload_bytes=256 * 1024,
+        max_message_chars=500,
     )
 
 
 @pytest.fixture(scope="session")
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+def encoder() -> BatchingEncoder:
+    """The real all-MiniLM-L6-v2, loaded once for the whole session."""
+    return BatchingEncoder.preloaded(MiniLMEncoder.load())
+
+
+@pytest.fixture(scope="session")
+def vector_store(tmp_path_factory) -> Iterator[EdgeVectorStore]:
+    """The embedded Qdrant engine; one process may open a shard, so every app in the suite shares this one."""
+    store = EdgeVectorStore.open(tmp_path_factory.mktemp("vectors") / "chunks", dim=DIM)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings, encoder, vector_store) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, encoder=encoder, vectors=vector_store)) as test_client:
         yield test_client
 
 

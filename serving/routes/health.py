@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from core.health import readiness
@@ -16,8 +16,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Every configured store answers", responses=problem_responses(503))
-async def readyz(settings: SettingsDep, db: DbDep) -> JSONResponse:
-    checks = await readiness(settings=settings, db=db)
+async def readyz(request: Request, settings: SettingsDep, db: DbDep) -> JSONResponse:
+    state = request.app.state
+    checks = await readiness(settings=settings, db=db, vectors=state.vectors, encoder=state.encoder)
     failed = sorted(name for name, result in checks.items() if not result["ok"])
     if failed:
         document = problem_document(

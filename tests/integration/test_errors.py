@@ -122,8 +122,8 @@ def test_a_wrong_secret_with_a_real_prefix_is_the_same_401(client):
     assert_problem(client.get(f"/v1/tenants/{tenant_id}", headers=bearer(forged)), 401)
 
 
-def test_an_unexpected_failure_is_a_500_problem_without_internals(settings):
-    app = create_app(settings)
+def test_an_unexpected_failure_is_a_500_problem_without_internals(settings, encoder, vector_store):
+    app = create_app(settings, encoder=encoder, vectors=vector_store)
 
     @app.get("/boom")
     async def boom():

@@ -15,7 +15,7 @@ def test_readyz_reports_each_configured_store(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"postgres", "lake"}
+    assert set(body["checks"]) == {"postgres", "lake", "vectors", "encoder"}
     assert all(check["ok"] and check["latency_ms"] >= 0 for check in body["checks"].values())
 
 
@@ -25,22 +25,22 @@ def closed_local_port() -> int:
         return sock.getsockname()[1]  # closed again when the block ends: nothing listens there
 
 
-def test_readyz_says_which_store_failed(settings):
+def test_readyz_says_which_store_failed(settings, encoder):
     broken = settings.model_copy(
         update={
             "qdrant_url": f"http://127.0.0.1:{closed_local_port()}",
             "mlflow_uri": f"http://127.0.0.1:{closed_local_port()}",
         }
     )
-    with TestClient(create_app(broken)) as client:
+    with TestClient(create_app(broken, encoder=encoder)) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["failed"] == ["mlflow", "qdrant"]
+    assert body["failed"] == ["mlflow", "vectors"]
     assert body["checks"]["postgres"]["ok"] is True
-    assert body["checks"]["qdrant"]["ok"] is False and body["checks"]["qdrant"]["error"]
-    assert "qdrant" in body["detail"]
+    assert body["checks"]["vectors"]["ok"] is False and body["checks"]["vectors"]["error"]
+    assert "vectors" in body["detail"]
 
 
 def test_openapi_docs_are_served(client):

@@ -1,0 +1,292 @@
+"""The vector store: one interface, Qdrant's embedded engine by default, a Qdrant server or cluster by URL.
+
+Each chunk is one point with two named vectors: `dense` (the sentence encoder, cosine) and `bm25` (Qdrant's BM25 sparse
+vector, IDF applied by the engine at query time). A search fuses the two rankings by reciprocal rank (k=60) inside the
+engine, filtered to one tenant. The tenant is a payload key indexed with `is_tenant`, as Qdrant recommends for
+multitenancy. Scores carry the dense cosine too, because the answerer needs a calibrated relevance, not a rank.
+
+Embedded engine facts (measured, see docs/architecture.md): one process may open a shard; a query holds the GIL for
+about a millisecond; `optimize()` (the HNSW build) holds the GIL for seconds, so a serving process never calls it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+DENSE = "dense"
+SPARSE = "bm25"
+RRF_K = 60
+PREFETCH = 50
+UPSERT_BATCH = 256
+COLLECTION = "parley_chunks"
+
+
+@dataclass(frozen=True)
+class ChunkPoint:
+    """One chunk to index. `payload` holds what search returns: document_id, title, heading, text, source_url."""
+
+    id: str
+    dense: np.ndarray
+    text: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    chunk_id: str
+    score: float  # the fused rank score: orders hits, means nothing across queries
+    dense_score: float  # cosine of query and chunk: comparable across queries, so thresholds use it
+    payload: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    def upsert(self, *, tenant_id: str, points: Sequence[ChunkPoint]) -> None: ...
+
+    def search(self, *, tenant_id: str, dense: np.ndarray, text: str, limit: int) -> list[VectorHit]: ...
+
+    def delete_document(self, *, tenant_id: str, document_id: str) -> None: ...
+
+    def delete_tenant(self, *, tenant_id: str) -> None: ...
+
+    def count(self, *, tenant_id: str) -> int: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_vector_store(settings, *, dim: int) -> VectorStore:
+    """The configured store: a Qdrant server when PARLEY_QDRANT_URL is set, else the embedded engine under data_dir."""
+    if settings.qdrant_url:
+        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return QdrantServerStore.connect(settings.qdrant_url, dim=dim, api_key=api_key)
+    return EdgeVectorStore.open(settings.vectors_path, dim=dim)
+
+
+def _bm25():
+    from qdrant_edge import Bm25
+
+    return Bm25()
+
+
+def _ordered(hits: list[VectorHit], limit: int) -> list[VectorHit]:
+    # RRF ties are common and the engine returns tied hits in any order; the dense score, then the id, decide.
+    return sorted(hits, key=lambda hit: (-hit.score, -hit.dense_score, hit.chunk_id))[:limit]
+
+
+def _cosine(query: np.ndarray, vector: Any) -> float:
+    return float(np.dot(query, np.asarray(vector, dtype=np.float32)))
+
+
+class EdgeVectorStore:
+    """Qdrant's in-process engine (`qdrant-edge-py`), one shard under the data directory."""
+
+    def __init__(self, shard: Any) -> None:
+        import qdrant_edge as q
+
+        self._q = q
+        self._shard = shard
+        self._bm25 = _bm25()
+
+    @classmethod
+    def open(cls, path: Path, *, dim: int) -> EdgeVectorStore:
+        import qdrant_edge as q
+
+        config = q.EdgeConfig(
+            vectors={DENSE: q.EdgeVectorParams(size=dim, distance=q.Distance.Cosine)},
+            sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+        )
+        if path.exists() and any(path.iterdir()):
+            return cls(q.EdgeShard.load(str(path), config))
+        path.mkdir(parents=True, exist_ok=True)
+        shard = q.EdgeShard.create(str(path), config)
+        shard.update(q.UpdateOperation.create_field_index("tenant", q.KeywordIndexParams(is_tenant=True)))
+        shard.update(q.UpdateOperation.create_field_index("document_id", q.PayloadSchemaType.Keyword))
+        return cls(shard)
+
+    def _tenant(self, tenant_id: str, document_id: str | None = None):
+        q = self._q
+        conditions = [q.FieldCondition(key="tenant", match=q.MatchValue(tenant_id))]
+        if document_id is not None:
+            conditions.append(q.FieldCondition(key="document_id", match=q.MatchValue(document_id)))
+        return q.Filter(must=conditions)
+
+    def upsert(self, *, tenant_id: str, points: Sequence[ChunkPoint]) -> None:
+        q = self._q
+        for start in range(0, len(points), UPSERT_BATCH):
+            batch = [
+                q.Point(
+                    uuid.UUID(p.id),
+                    {DENSE: p.dense, SPARSE: self._bm25.embed_document(p.text)},
+                    {**p.payload, "tenant": tenant_id, "chunk_id": p.id},
+                )
+                for p in points[start : start + UPSERT_BATCH]
+            ]
+            self._shard.update(q.UpdateOperation.upsert_points(batch))
+        self._shard.flush()
+
+    def search(self, *, tenant_id: str, dense: np.ndarray, text: str, limit: int) -> list[VectorHit]:
+        q = self._q
+        tenant = self._tenant(tenant_id)
+        request = q.QueryRequest(
+            limit=limit,
+            prefetches=[
+                q.Prefetch(limit=PREFETCH, query=q.Query.Nearest(dense.tolist(), using=DENSE), filter=tenant),
+                q.Prefetch(
+                    limit=PREFETCH, query=q.Query.Nearest(self._bm25.embed_query(text), using=SPARSE), filter=tenant
+                ),
+            ],
+            query=q.Fusion.Rrf(k=RRF_K),
+            filter=tenant,
+            with_payload=True,
+            with_vector=[DENSE],
+        )
+        hits = [
+            VectorHit(
+                chunk_id=str(point.id),
+                score=point.score,
+                dense_score=_cosine(dense, point.vector[DENSE]),
+                payload=point.payload,
+            )
+            for point in self._shard.query(request)
+        ]
+        return _ordered(hits, limit)
+
+    def delete_document(self, *, tenant_id: str, document_id: str) -> None:
+        self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._tenant(tenant_id, document_id)))
+        self._shard.flush()
+
+    def delete_tenant(self, *, tenant_id: str) -> None:
+        self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._tenant(tenant_id)))
+        self._shard.flush()
+
+    def count(self, *, tenant_id: str) -> int:
+        return self._shard.count(self._q.CountRequest(exact=True, filter=self._tenant(tenant_id)))
+
+    def optimize(self) -> bool:
+        """Build the HNSW index. Holds the GIL for seconds to minutes: maintenance only, never in a serving process."""
+        return self._shard.optimize()
+
+    def ping(self) -> None:
+        self._shard.info()
+
+    def close(self) -> None:
+        self._shard.flush()
+        self._shard.close()
+
+
+class QdrantServerStore:
+    """A Qdrant server or cluster through `qdrant-client` (its local mode stands in for the server in tests)."""
+
+    def __init__(self, client: Any, *, dim: int, collection: str = COLLECTION) -> None:
+        from qdrant_client import models
+
+        self._client = client
+        self._m = models
+        self._collection = collection
+        self._dim = dim
+        self._bm25 = _bm25()
+        self._collection_checked = False
+
+    def _ensure_collection(self) -> None:
+        """Create the collection on first use, not at start-up: a server that is down must not stop Parley starting."""
+        if self._collection_checked:
+            return
+        models, client, collection, dim = self._m, self._client, self._collection, self._dim
+        if not client.collection_exists(collection):
+            client.create_collection(
+                collection,
+                vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            )
+            client.create_payload_index(
+                collection, "tenant", field_schema=models.KeywordIndexParams(type="keyword", is_tenant=True)
+            )
+            client.create_payload_index(collection, "document_id", field_schema=models.PayloadSchemaType.KEYWORD)
+        self._collection_checked = True
+
+    @classmethod
+    def connect(cls, url: str, *, dim: int, api_key: str | None = None) -> QdrantServerStore:
+        from qdrant_client import QdrantClient
+
+        # No version probe at connect: a server that is down must not stop start-up (readiness reports it).
+        return cls(QdrantClient(url=url, api_key=api_key, timeout=10, check_compatibility=False), dim=dim)
+
+    def _sparse(self, vector: Any):
+        return self._m.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+    def _tenant(self, tenant_id: str, document_id: str | None = None):
+        m = self._m
+        conditions = [m.FieldCondition(key="tenant", match=m.MatchValue(value=tenant_id))]
+        if document_id is not None:
+            conditions.append(m.FieldCondition(key="document_id", match=m.MatchValue(value=document_id)))
+        return m.Filter(must=conditions)
+
+    def upsert(self, *, tenant_id: str, points: Sequence[ChunkPoint]) -> None:
+        self._ensure_collection()
+        m = self._m
+        for start in range(0, len(points), UPSERT_BATCH):
+            batch = [
+                m.PointStruct(
+                    id=p.id,
+                    vector={DENSE: p.dense.tolist(), SPARSE: self._sparse(self._bm25.embed_document(p.text))},
+                    payload={**p.payload, "tenant": tenant_id, "chunk_id": p.id},
+                )
+                for p in points[start : start + UPSERT_BATCH]
+            ]
+            self._client.upsert(self._collection, points=batch, wait=True)
+
+    def search(self, *, tenant_id: str, dense: np.ndarray, text: str, limit: int) -> list[VectorHit]:
+        self._ensure_collection()
+        m = self._m
+        tenant = self._tenant(tenant_id)
+        response = self._client.query_points(
+            self._collection,
+            prefetch=[
+                m.Prefetch(query=dense.tolist(), using=DENSE, limit=PREFETCH, filter=tenant),
+                m.Prefetch(
+                    query=self._sparse(self._bm25.embed_query(text)), using=SPARSE, limit=PREFETCH, filter=tenant
+                ),
+            ],
+            query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+            query_filter=tenant,
+            limit=limit,
+            with_payload=True,
+            with_vectors=[DENSE],
+        )
+        hits = [
+            VectorHit(
+                chunk_id=str(point.id),
+                score=point.score,
+                dense_score=_cosine(dense, point.vector[DENSE]),
+                payload=point.payload,
+            )
+            for point in response.points
+        ]
+        return _ordered(hits, limit)
+
+    def _delete(self, selector) -> None:
+        self._ensure_collection()
+        self._client.delete(self._collection, points_selector=self._m.FilterSelector(filter=selector), wait=True)
+
+    def delete_document(self, *, tenant_id: str, document_id: str) -> None:
+        self._delete(self._tenant(tenant_id, document_id))
+
+    def delete_tenant(self, *, tenant_id: str) -> None:
+        self._delete(self._tenant(tenant_id))
+
+    def count(self, *, tenant_id: str) -> int:
+        self._ensure_collection()
+        return self._client.count(self._collection, count_filter=self._tenant(tenant_id), exact=True).count
+
+    def ping(self) -> None:
+        self._ensure_collection()
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,62 @@
+"""One chat turn: accept the message, retrieve from the tenant's knowledge base, answer, record the reply.
+
+The message is committed (with its outbox event) before any answering starts, so an accepted message survives whatever
+happens next; the reply is committed with its own event before a single word of it is sent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from core import conversations
+from core.db import Database
+from core.kb.service import KnowledgeBase
+from core.llm.kb import Answer, KnowledgeBaseAnswerer
+from core.schemas import Channel, Message
+
+RETRIEVE = 5
+
+
+@dataclass(frozen=True)
+class Turn:
+    reply: Message
+    answer: Answer
+    latency_ms: float
+
+
+class ChatService:
+    def __init__(self, *, db: Database, kb: KnowledgeBase, answerer: KnowledgeBaseAnswerer) -> None:
+        self.db = db
+        self.kb = kb
+        self.answerer = answerer
+
+    async def accept(self, *, tenant_id: str, conversation_id: str, text: str, channel: Channel) -> Message:
+        async with self.db.transaction() as conn:
+            return await conversations.add_message(
+                conn, tenant_id=tenant_id, conversation_id=conversation_id, role="user", text=text, channel=channel
+            )
+
+    async def answer(
+        self, *, tenant_id: str, conversation_id: str, question: str, channel: Channel, started: float
+    ) -> Turn:
+        hits = await self.kb.search(tenant_id=tenant_id, query=question, limit=RETRIEVE)
+        answer = self.answerer.answer(question=question, hits=hits)
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        async with self.db.transaction() as conn:
+            reply = await conversations.add_message(
+                conn,
+                tenant_id=tenant_id,
+                conversation_id=conversation_id,
+                role="assistant",
+                text=answer.text,
+                channel=channel,
+                sources=answer.sources,
+                tier=answer.tier,
+                latency_ms=latency_ms,
+            )
+            if not answer.confident:
+                await conversations.request_handoff(
+                    conn, tenant_id=tenant_id, conversation_id=conversation_id, reason="no confident answer"
+                )
+        return Turn(reply=reply, answer=answer, latency_ms=latency_ms)
