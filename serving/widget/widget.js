@@ -25,7 +25,7 @@
     ".parley-root *{box-sizing:border-box;font:inherit;color:inherit}",
     ".parley-launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;",
     "border:0;border-radius:50%;background:#2456e8;color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);",
-    "font-size:26px;line-height:56px;text-align:center}",
+    "padding:15px}",
     ".parley-launcher:focus-visible,.parley-panel button:focus-visible{outline:3px solid #9db6ff;outline-offset:2px}",
     ".parley-panel{position:fixed;right:20px;bottom:88px;z-index:2147483000;display:flex;flex-direction:column;",
     "width:min(370px,calc(100vw - 40px));height:min(540px,calc(100vh - 110px));background:#fff;border-radius:12px;",
@@ -44,7 +44,10 @@
     ".parley-sources a{color:#2456e8;text-decoration:underline}",
     ".parley-source{display:block}",
     ".parley-actions{margin-top:6px;display:flex;gap:6px;flex-wrap:wrap;white-space:normal}",
-    ".parley-actions button{border:1px solid #d0d7de;background:#fff;border-radius:6px;padding:2px 8px;cursor:pointer}",
+    ".parley-actions button{border:1px solid #d0d7de;background:#fff;border-radius:6px;padding:3px 8px;cursor:pointer;",
+    "color:#57606a}",
+    ".parley-root svg{display:block;width:100%;height:100%}",
+    ".parley-actions svg{width:16px;height:16px}",
     ".parley-actions button[aria-pressed=true]{background:#dbe5ff;border-color:#2456e8}",
     ".parley-note{font-size:12px;color:#57606a;margin:0 0 10px}",
     ".parley-error{padding:6px 12px;font-size:12px;color:#a40e26;background:#ffebe9}",
@@ -65,6 +68,26 @@
     return node;
   }
 
+  // Inline SVG icons (paths from Google's Material Icons, Apache-2.0) rather than emoji, which many systems lack a
+  // font for. Built with createElementNS, so still no HTML parsing.
+  var ICONS = {
+    chat: "M20 2H4c-1.1 0-2 .9-2 2v18l4-4h14c1.1 0 2-.9 2-2V4c0-1.1-.9-2-2-2z",
+    up: "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 " +
+      "7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z",
+  };
+  function icon(name, flip) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    if (flip) svg.setAttribute("transform", "rotate(180)");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", ICONS[name]);
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   var root, launcher, panel, list, errorLine, form, input, sendButton;
 
   function build() {
@@ -73,7 +96,8 @@
     launcher = el("button", {
       type: "button", class: "parley-launcher", "aria-label": "Open chat",
       "aria-expanded": "false", "aria-controls": "parley-panel",
-    }, "\uD83D\uDCAC");
+    });
+    launcher.appendChild(icon("chat"));
     panel = el("div", {
       id: "parley-panel", class: "parley-panel", role: "dialog", "aria-labelledby": "parley-title", hidden: "",
     });
@@ -212,8 +236,9 @@
 
   function renderFeedback(node, messageId) {
     var actions = el("div", { class: "parley-actions" });
-    var buttons = [["up", "Helpful", "\uD83D\uDC4D"], ["down", "Not helpful", "\uD83D\uDC4E"]].map(function (spec) {
-      var button = el("button", { type: "button", "aria-label": spec[1], "aria-pressed": "false" }, spec[2]);
+    var buttons = [["up", "Helpful"], ["down", "Not helpful"]].map(function (spec) {
+      var button = el("button", { type: "button", "aria-label": spec[1], "aria-pressed": "false" });
+      button.appendChild(icon("up", spec[0] === "down"));
       button.addEventListener("click", function () {
         call("/v1/messages/" + encodeURIComponent(messageId) + "/feedback", {
           method: "POST", headers: headers({ "Content-Type": "application/json" }),
