@@ -25,7 +25,13 @@ install: $(INSTALLED)
 run: $(INSTALLED)
 	$(VENV)/bin/parley serve --seed-demo
 
-test: $(INSTALLED)
+# The browser tests drive Debian's Chromium; install it when missing (CI runs as root on a clean machine).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else echo "make test needs Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; fi
+
+test: $(INSTALLED) $(CHROMIUM)
 	$(VENV)/bin/pytest
 
 bench: $(INSTALLED)

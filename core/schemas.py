@@ -151,7 +151,8 @@ class SearchHit(BaseModel):
     title: str
     heading: str | None = None
     text: str
-    score: float
+    score: float = Field(description="Reciprocal-rank fusion score: orders the hits of one query")
+    relevance: float = Field(description="Cosine similarity of query and chunk: comparable across queries")
     source_url: str | None = None
 
 

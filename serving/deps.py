@@ -150,6 +150,17 @@ def tenant_scope(permission: Permission):
     return Depends(check)
 
 
+def _browser_origin(request: Request) -> str:
+    """The page's origin: the Origin header, which browsers send on every cross-origin request and every POST. A
+    same-origin GET (the demo page reading its history) carries none, but then the browser-set Sec-Fetch-Site says
+    "same-origin", so the origin is the API's own. Anything else counts as no origin."""
+    if origin := request.headers.get("origin"):
+        return origin
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return f"{request.url.scheme}://{request.url.netloc}"
+    return ""
+
+
 def tenant_access(permission: Permission):
     """Depends(...) for routes whose tenant is the caller's own (the knowledge base, conversations, chat).
 
@@ -167,7 +178,7 @@ def tenant_access(permission: Permission):
                 403, "Use a key of the tenant: these routes act on the caller's own tenant.", kind="forbidden"
             )
         if caller.is_widget:
-            origin = request.headers.get("origin", "")
+            origin = _browser_origin(request)
             if origin not in caller.widget_origins:
                 raise Problem(403, "This widget key is not allowed on this origin.", kind="origin-not-allowed")
             # Read by the CORS layer when the response starts: only allowed origins get CORS headers.

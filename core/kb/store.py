@@ -25,6 +25,11 @@ def chunk_ids(*, document_id: str, count: int) -> list[str]:
     return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:{document_id}:{ordinal}")) for ordinal in range(count)]
 
 
+def title_point_id(*, document_id: str) -> str:
+    """The index point that carries a document's title; it answers with the document's first chunk."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:{document_id}:title"))
+
+
 async def find_by_hash(conn: AsyncConnection, *, tenant_id: str, digest: str) -> DocumentSummary | None:
     cursor = await conn.execute(
         f"SELECT {_SUMMARY_COLUMNS} FROM kb_documents WHERE tenant_id = %s AND content_hash = %s", (tenant_id, digest)
@@ -109,14 +114,3 @@ async def delete_document(conn: AsyncConnection, *, tenant_id: str, document_id:
         "DELETE FROM kb_documents WHERE tenant_id = %s AND id = %s RETURNING id", (tenant_id, document_id)
     )
     return await cursor.fetchone() is not None
-
-
-async def chunks_by_id(conn: AsyncConnection, *, tenant_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Chunk rows with their document's title and URL, keyed by chunk id; only this tenant's."""
-    cursor = await conn.execute(
-        """SELECT c.id::text AS chunk_id, c.document_id, c.heading, c.text, d.title, d.source_url
-             FROM kb_chunks c JOIN kb_documents d ON d.id = c.document_id
-            WHERE c.tenant_id = %s AND c.id = ANY(%s::uuid[])""",
-        (tenant_id, ids),
-    )
-    return {row["chunk_id"]: row for row in await cursor.fetchall()}

@@ -77,10 +77,13 @@ class KnowledgeBaseAnswerer:
         return Answer(text=" ".join(parts), sources=[_source(hit) for hit in cited.values()], confident=True)
 
     def _choose_sentences(self, question: str, passages: list[VectorHit]) -> list[tuple[VectorHit, str]]:
+        # Neighbouring chunks share a sentence (chunking overlaps them), so each sentence is a candidate once.
+        seen: set[str] = set()
         candidates = [
             (rank, position, hit, sentence)
             for rank, hit in enumerate(passages)
             for position, sentence in enumerate(sentences(hit.payload["text"]))
+            if not (sentence in seen or seen.add(sentence))
         ]
         asked = {_stem(term) for term in _terms(question)}
         # Rarer words among the candidates say more about the question than common ones (an IDF over the passages).

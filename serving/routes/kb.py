@@ -161,6 +161,7 @@ async def search(
                 heading=hit.payload.get("heading"),
                 text=hit.payload.get("text", ""),
                 score=round(hit.score, 6),
+                relevance=round(hit.dense_score, 4),
                 source_url=hit.payload.get("source_url"),
             )
             for hit in hits

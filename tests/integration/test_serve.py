@@ -14,25 +14,26 @@ import httpx
 from tests.conftest import free_port
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
-START_TIMEOUT_S = 60
+START_TIMEOUT_S = 120
 
 
 def start(data_dir: Path, port: int) -> tuple[subprocess.Popen, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env.update(PARLEY_DATA_DIR=str(data_dir), PARLEY_PORT=str(port))
+    # No demo knowledge base here (test_widget_browser.py seeds and uses one): this test is about tenants and keys.
+    env.update(PARLEY_DATA_DIR=str(data_dir), PARLEY_PORT=str(port), PARLEY_DEMO_DATA_DIR=str(data_dir / "no-data"))
     process = subprocess.Popen(
         [PARLEY, "serve", "--seed-demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     banner: dict[str, str] = {}
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and "agent key" not in banner:
+    while time.monotonic() < deadline and "knowledge" not in banner:
         line = process.stdout.readline()
         if not line:
             break
         match = re.match(r"^\s+([A-Za-z ]+?)\s+: (\S+)", line)
         if match:
             banner[match[1]] = match[2]
-    assert "agent key" in banner, f"no banner; exit code {process.poll()}"
+    assert "knowledge" in banner, f"no banner; exit code {process.poll()}"
     # Keep reading the log so a full pipe never blocks the server.
     threading.Thread(target=process.stdout.read, daemon=True).start()
     return process, banner
@@ -77,6 +78,7 @@ def test_make_run_path_serves_the_demo_tenant_and_rotates_its_keys(tmp_path):
         admin = {"Authorization": f"Bearer {banner['admin token']}"}
         assert httpx.get(f"{base}/v1/tenants", headers=admin, timeout=5).status_code == 200
         assert banner["API docs"] == f"{base}/docs"
+        assert banner["widget key"].startswith("pk_") and banner["knowledge"] == "none"
     finally:
         assert stop(process) == 0
     assert not postgres_running(tmp_path), "the embedded PostgreSQL outlived the platform"
