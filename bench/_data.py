@@ -11,7 +11,8 @@ Encoding ~33k texts with MiniLM on 2 cores takes minutes, so the matrices are ca
 Collections larger than the real corpus are SYNTHETIC beyond the real part: every real chunk appears once with its
 real embedding, and each further point is a real embedding plus Gaussian noise (sigma NOISE_SIGMA per dimension, then
 renormalised), carrying its source chunk's text and payload. Each point is distinct and the vectors keep the real
-distribution's shape, but texts repeat (BM25 sees each real text about N / 30k times).
+distribution's shape, but texts repeat (BM25 sees each real text about N / 30k times). Only chunk points are written:
+the knowledge base also adds one title point per document, which these collections leave out (N points = N chunks).
 """
 
 from __future__ import annotations
@@ -250,3 +251,20 @@ def describe(written: Written, *, corpus: int) -> str:
 def machine_line() -> str:
     one, five, fifteen = os.getloadavg()
     return f"machine: {os.cpu_count()} cores, load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min)"
+
+
+def code_line() -> str:
+    """The commit measured, and whether the code under it had uncommitted changes (others may be editing)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "core", "serving", "cli")
+    return f"code: commit {commit}" + (
+        ", with uncommitted changes in core/serving/cli" if dirty else ", core/serving/cli clean"
+    )

@@ -7,8 +7,9 @@ MiniLM vector + BM25 sparse vector + payload, tenant as an `is_tenant` payload k
   - after `optimize()` (the HNSW build, timed): the approximate index.
 Queries: 200 real user questions held out from the knowledge base (100 banking77 test, 100 StackFAQ rephrasings), their
 MiniLM embeddings cached by bench/_data.py; query i is asked of tenant i mod 10. Top 10 each.
-Measured per phase: tenant-filtered dense, tenant-filtered hybrid (dense + BM25 fused by RRF: EdgeVectorStore.search
-itself, payload and vectors returned as in production), and unfiltered dense; dense requests return ids only.
+Measured per phase: tenant-filtered dense, tenant-filtered BM25 alone, tenant-filtered hybrid (EdgeVectorStore.search
+itself: both rankings of 50 with payloads and dense vectors in one batched engine call, fused by weighted RRF in
+Python), and unfiltered dense; the dense and BM25 requests return ids only.
 Anchor: exact search (SearchParams(exact=True)) on the same optimized shard in the same run; the output gives the
 ratio of HNSW latency to it and recall@10 of HNSW against it (hybrid: top-10 overlap with the exact hybrid measured
 before optimize()).
@@ -38,6 +39,7 @@ import psutil
 from bench._data import (
     DIM,
     Query,
+    code_line,
     describe,
     kb_chunks,
     kb_embeddings,
@@ -47,7 +49,7 @@ from bench._data import (
     write_knowledge_base,
 )
 from bench._harness import percentile
-from core.vectors import DENSE, EdgeVectorStore
+from core.vectors import DENSE, SPARSE, EdgeVectorStore
 
 SIZES = (10_000, 100_000)
 FULL_SIZE = 1_000_000
@@ -128,6 +130,20 @@ class Searches:
 
         return call
 
+    def bm25(self) -> Callable[[int], list[str]]:
+        q = self.q
+        bm25 = q.Bm25()  # as core.vectors builds it
+        sparse = [bm25.embed_query(query.text) for query in self.queries]
+
+        def call(i: int) -> list[str]:
+            where = q.Filter(must=[q.FieldCondition(key="tenant", match=q.MatchValue(self.tenant(i)))])
+            request = q.QueryRequest(
+                limit=LIMIT, query=q.Query.Nearest(sparse[i], using=SPARSE), filter=where, with_payload=False
+            )
+            return [str(point.id) for point in self.shard.query(request)]
+
+        return call
+
     def hybrid(self) -> Callable[[int], list[str]]:
         def call(i: int) -> list[str]:
             hits = self.store.search(
@@ -150,8 +166,14 @@ def row(name: str, measured: Timed, extra: str = "") -> str:
     return f"    {name:<36} p50 {measured.p(50):8.2f} ms  p95 {measured.p(95):8.2f}   {extra}".rstrip()
 
 
-def vs(measured: Timed, anchor: Timed, anchor_name: str = "exact") -> str:
-    return f"{measured.p(50) / anchor.p(50):5.2f}x / {measured.p(95) / anchor.p(95):5.2f}x {anchor_name} (p50/p95)"
+def compared(measured: Timed, anchor: Timed | None, anchor_name: str) -> str:
+    """Latency ratio to the anchor, and how many of the anchor's top 10 came back (recall@10 against exact search;
+    for BM25 and hybrid, agreement with the same search before optimize())."""
+    if anchor is None:
+        return ""
+    ratio = f"{measured.p(50) / anchor.p(50):5.2f}x / {measured.p(95) / anchor.p(95):5.2f}x {anchor_name} (p50/p95)"
+    agreement = overlap_at_k(measured.results, anchor.results)
+    return f"{ratio}  {'recall@10' if anchor_name == 'exact' else 'top-10 overlap'} {agreement:.3f}"
 
 
 def measure_size(size: int, queries: Sequence[Query], query_vectors: np.ndarray, chunks, chunk_vectors) -> None:
@@ -173,10 +195,12 @@ def measure_size(size: int, queries: Sequence[Query], query_vectors: np.ndarray,
 
         print(f"  before optimize(): plain segments, exact brute force ({shard.info().segments_count} segments)")
         plain_filtered = timed(searches.dense(filtered=True), n)
+        plain_bm25 = timed(searches.bm25(), n)
         plain_hybrid = timed(searches.hybrid(), n)
         plain_all = timed(searches.dense(filtered=False), n)
         rss_built = rss_mb()
         print(row("dense, one tenant", plain_filtered))
+        print(row("BM25 alone, one tenant", plain_bm25))
         print(row("hybrid dense+BM25 RRF, one tenant", plain_hybrid))
         print(row("dense, all tenants", plain_all))
 
@@ -191,47 +215,24 @@ def measure_size(size: int, queries: Sequence[Query], query_vectors: np.ndarray,
         exact_filtered = timed(searches.dense(filtered=True, exact=True), n)
         hnsw_filtered = timed(searches.dense(filtered=True), n)
         hnsw_filtered_128 = timed(searches.dense(filtered=True, hnsw_ef=128), n)
+        hnsw_bm25 = timed(searches.bm25(), n)
         hnsw_hybrid = timed(searches.hybrid(), n)
         exact_all = timed(searches.dense(filtered=False, exact=True), n)
         hnsw_all = timed(searches.dense(filtered=False), n)
         hnsw_all_128 = timed(searches.dense(filtered=False, hnsw_ef=128), n)
         rss_optimized = rss_mb()
 
-        def recall(measured: Timed, anchor: Timed) -> str:
-            return f"recall@10 {overlap_at_k(measured.results, anchor.results):.3f}"
-
-        print(row("anchor: dense, one tenant, exact=True", exact_filtered))
-        print(
-            row(
-                "dense, one tenant, HNSW",
-                hnsw_filtered,
-                f"{vs(hnsw_filtered, exact_filtered)}  {recall(hnsw_filtered, exact_filtered)}",
-            )
-        )
-        print(
-            row(
-                "dense, one tenant, HNSW ef=128",
-                hnsw_filtered_128,
-                f"{vs(hnsw_filtered_128, exact_filtered)}  {recall(hnsw_filtered_128, exact_filtered)}",
-            )
-        )
-        print(
-            row(
-                "hybrid dense+BM25 RRF, one tenant",
-                hnsw_hybrid,
-                f"{vs(hnsw_hybrid, plain_hybrid, 'exact hybrid')}  "
-                f"top-10 overlap {overlap_at_k(hnsw_hybrid.results, plain_hybrid.results):.3f}",
-            )
-        )
-        print(row("anchor: dense, all tenants, exact=True", exact_all))
-        print(row("dense, all tenants, HNSW", hnsw_all, f"{vs(hnsw_all, exact_all)}  {recall(hnsw_all, exact_all)}"))
-        print(
-            row(
-                "dense, all tenants, HNSW ef=128",
-                hnsw_all_128,
-                f"{vs(hnsw_all_128, exact_all)}  {recall(hnsw_all_128, exact_all)}",
-            )
-        )
+        for name, measured, anchor, anchor_name in (
+            ("anchor: dense, one tenant, exact=True", exact_filtered, None, ""),
+            ("dense, one tenant, HNSW", hnsw_filtered, exact_filtered, "exact"),
+            ("dense, one tenant, HNSW ef=128", hnsw_filtered_128, exact_filtered, "exact"),
+            ("BM25 alone, one tenant", hnsw_bm25, plain_bm25, "before optimize()"),
+            ("hybrid dense+BM25 RRF, one tenant", hnsw_hybrid, plain_hybrid, "exact hybrid"),
+            ("anchor: dense, all tenants, exact=True", exact_all, None, ""),
+            ("dense, all tenants, HNSW", hnsw_all, exact_all, "exact"),
+            ("dense, all tenants, HNSW ef=128", hnsw_all_128, exact_all, "exact"),
+        ):
+            print(row(name, measured, compared(measured, anchor, anchor_name)))
         check = overlap_at_k(plain_filtered.results, exact_filtered.results)
         print(
             f"  write (upsert, BM25 included) {written.seconds:.1f} s, reopen {reopen_s:.2f} s, optimize() "
@@ -256,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{len(queries)} real queries held out from the KB ({', '.join(SOURCES)}), top {LIMIT}, one query at a time"
     )
     print(f"  {machine_line()}")
+    print(f"  {code_line()}")
     for size in sizes:
         started = time.perf_counter()
         measure_size(size, queries, query_vectors, chunks, chunk_vectors)

@@ -25,15 +25,19 @@ def start(data_dir: Path, port: int) -> tuple[subprocess.Popen, dict[str, str]]:
         [PARLEY, "serve", "--seed-demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     banner: dict[str, str] = {}
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and "knowledge" not in banner:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.match(r"^\s+([A-Za-z ]+?)\s+: (\S+)", line)
-        if match:
-            banner[match[1]] = match[2]
-    assert "knowledge" in banner, f"no banner; exit code {process.poll()}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and "knowledge" not in banner:
+            line = process.stdout.readline()
+            if not line:
+                break
+            match = re.match(r"^\s+([A-Za-z ]+?)\s+: (\S+)", line)
+            if match:
+                banner[match[1]] = match[2]
+        assert "knowledge" in banner, f"no banner; exit code {process.poll()}"
+    except BaseException:
+        stop(process)  # never leave a server (and its embedded PostgreSQL) behind
+        raise
     # Keep reading the log so a full pipe never blocks the server.
     threading.Thread(target=process.stdout.read, daemon=True).start()
     return process, banner
