@@ -129,6 +129,9 @@ def _split_key(key: str) -> str | None:
 _DUMMY_HASH = _hash_key("prl_000000000000_" + "0" * 40)
 
 _TENANT_COLUMNS = "id, name, status, settings, created_at, updated_at"
+# A tenant's own request limit from its settings (`t` is the tenants row), NULL when unset or not a number.
+TENANT_RATE_LIMIT_SQL = """CASE WHEN jsonb_typeof(t.settings -> 'rate_limit_per_minute') = 'number'
+                                THEN (t.settings ->> 'rate_limit_per_minute')::numeric::int END"""
 _KEY_COLUMNS = "id, tenant_id, name, role, prefix, created_by, created_at, last_used_at, revoked_at"
 
 
@@ -305,11 +308,9 @@ async def authenticate_key(conn: AsyncConnection, *, key: str) -> KeyIdentity | 
     row = None
     if prefix is not None:
         cursor = await conn.execute(
-            """SELECT k.id, k.tenant_id, k.role, k.secret_hash, t.status,
-                      CASE WHEN jsonb_typeof(t.settings -> 'rate_limit_per_minute') = 'number'
-                           THEN (t.settings ->> 'rate_limit_per_minute')::numeric::int END AS rate_limit
-                 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-                WHERE k.prefix = %s AND k.revoked_at IS NULL""",
+            f"""SELECT k.id, k.tenant_id, k.role, k.secret_hash, t.status, {TENANT_RATE_LIMIT_SQL} AS rate_limit
+                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+                 WHERE k.prefix = %s AND k.revoked_at IS NULL""",
             (prefix,),
         )
         row = await cursor.fetchone()

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from psycopg import AsyncConnection
 
 from core.schemas import TenantStatus, WidgetKey
-from core.tenancy import new_id, record_audit
+from core.tenancy import TENANT_RATE_LIMIT_SQL, new_id, record_audit
 
 KEY_SCHEME = "pk_"
 _COLUMNS = "id, tenant_id, key, name, allowed_origins, created_by, created_at, revoked_at"
@@ -85,11 +85,9 @@ async def authenticate_widget_key(conn: AsyncConnection, *, key: str) -> WidgetI
     if not key.startswith(KEY_SCHEME) or len(key) > 64:
         return None
     cursor = await conn.execute(
-        """SELECT w.id, w.tenant_id, w.allowed_origins, t.status,
-                  CASE WHEN jsonb_typeof(t.settings -> 'rate_limit_per_minute') = 'number'
-                       THEN (t.settings ->> 'rate_limit_per_minute')::numeric::int END AS rate_limit
-             FROM widget_keys w JOIN tenants t ON t.id = w.tenant_id
-            WHERE w.key = %s AND w.revoked_at IS NULL""",
+        f"""SELECT w.id, w.tenant_id, w.allowed_origins, t.status, {TENANT_RATE_LIMIT_SQL} AS rate_limit
+              FROM widget_keys w JOIN tenants t ON t.id = w.tenant_id
+             WHERE w.key = %s AND w.revoked_at IS NULL""",
         (key,),
     )
     row = await cursor.fetchone()

@@ -44,8 +44,8 @@ def create_app(
                 app.state.db = db
                 app.state.vectors = store
                 app.state.kb = KnowledgeBase(db=db, vectors=store, encoder=app.state.encoder)
-                app.state.answerer = KnowledgeBaseAnswerer(min_score=settings.answer_min_score)
-                app.state.chat = ChatService(db=db, kb=app.state.kb, answerer=app.state.answerer)
+                answerer = KnowledgeBaseAnswerer(min_score=settings.answer_min_score)
+                app.state.chat = ChatService(db=db, kb=app.state.kb, answerer=answerer)
                 app.state.rate_limiter = RateLimiter()
                 yield
             finally:

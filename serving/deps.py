@@ -10,10 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from core.db import Database
-from core.embeddings import BatchingEncoder
 from core.kb.service import KnowledgeBase
 from core.limits import RateLimiter
-from core.llm.kb import KnowledgeBaseAnswerer
 from core.schemas import TenantStatus
 from core.settings import Settings
 from core.tenancy import PLATFORM_ADMIN, Permission, Principal, authenticate_key
@@ -35,14 +33,6 @@ def _knowledge_base(request: Request) -> KnowledgeBase:
     return request.app.state.kb
 
 
-def _encoder(request: Request) -> BatchingEncoder:
-    return request.app.state.encoder
-
-
-def _answerer(request: Request) -> KnowledgeBaseAnswerer:
-    return request.app.state.answerer
-
-
 def _rate_limiter(request: Request) -> RateLimiter:
     return request.app.state.rate_limiter
 
@@ -54,8 +44,6 @@ def _chat(request: Request) -> ChatService:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DbDep = Annotated[Database, Depends(_database)]
 KnowledgeBaseDep = Annotated[KnowledgeBase, Depends(_knowledge_base)]
-EncoderDep = Annotated[BatchingEncoder, Depends(_encoder)]
-AnswererDep = Annotated[KnowledgeBaseAnswerer, Depends(_answerer)]
 RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 ChatDep = Annotated[ChatService, Depends(_chat)]
 

@@ -4,6 +4,7 @@ a widget visitor reaches only conversations it started (the visitor token proves
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -130,26 +131,21 @@ async def send_message(
     accepted = await chat.accept(
         tenant_id=scope.tenant_id, conversation_id=conversation.id, text=body.text, channel=channel
     )
+    answer = functools.partial(
+        chat.answer,
+        tenant_id=scope.tenant_id,
+        conversation_id=conversation.id,
+        question=body.text,
+        channel=channel,
+        started=started,
+    )
     if "text/event-stream" not in request.headers.get("accept", ""):
-        turn = await chat.answer(
-            tenant_id=scope.tenant_id,
-            conversation_id=conversation.id,
-            question=body.text,
-            channel=channel,
-            started=started,
-        )
-        return _chat_turn(accepted.id, turn)
+        return _chat_turn(accepted.id, await answer())
 
     async def events() -> AsyncIterator[bytes]:
         yield _sse("message", {"message_id": accepted.id, "conversation_id": conversation.id})
         try:
-            turn = await chat.answer(
-                tenant_id=scope.tenant_id,
-                conversation_id=conversation.id,
-                question=body.text,
-                channel=channel,
-                started=started,
-            )
+            turn = await answer()
         except Exception:
             yield _sse("error", {"title": "The answer failed", "detail": "Your message was kept; please try again."})
             raise

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from core import conversations
+from core.llm.kb import stream_words
 from core.schemas import Channel
 from core.tenancy import Permission as P
 from serving.deps import ChatDep, DbDep, SettingsDep, TenantScope, tenant_access
@@ -145,8 +146,6 @@ async def chat_completions(
         return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
     async def events() -> AsyncIterator[bytes]:
-        from core.llm.kb import stream_words
-
         yield chunk({"role": "assistant", "content": ""})
         for piece in stream_words(turn.answer.text):
             yield chunk({"content": piece})
