@@ -187,9 +187,8 @@ def _rows(count: int, real: np.ndarray, seed: int) -> Iterator[tuple[int, np.nda
         sources[synthetic] = rng.integers(0, len(real), size=int(synthetic.sum()))
         vectors = real[sources].copy()
         if synthetic.any():
-            noisy = vectors[synthetic] + rng.standard_normal(
-                (int(synthetic.sum()), real.shape[1]), dtype=np.float32
-            ) * (NOISE_SIGMA)
+            noise = rng.standard_normal((int(synthetic.sum()), real.shape[1]), dtype=np.float32) * NOISE_SIGMA
+            noisy = vectors[synthetic] + noise
             vectors[synthetic] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
         yield start, sources, vectors
 

@@ -61,7 +61,7 @@ TENANTS = 10
 CONVERSATIONS_PER_TENANT = 5
 CHUNKS = 100_000
 QUESTION_SOURCES = ("banking77-test", "stackfaq-rephr", "clinc-oos")
-QUESTIONS = 2200  # 1,000 banking77 test + 1,000 StackFAQ rephrasings + all 200 CLINC150 out-of-scope
+QUESTIONS = 2200  # an even share per source, capped by the source: 734 + 733 + all 200 CLINC150 out-of-scope
 THINK_MEAN_S = 1.0
 THINK_CAP_S = 5.0
 WARM_UP_S, MEASURE_S = 5.0, 30.0
@@ -413,11 +413,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         tenants = create_tenants(env)
         tenants_s = time.perf_counter() - started
         data, index_s = write_index(data_dir, [t["id"] for t in tenants], optimize=args.optimize)
+        mix = ", ".join(f"{sum(q.source == source for q in questions)} {source}" for source in QUESTION_SOURCES)
         index_state = "HNSW (optimize() before serving)" if args.optimize else "never optimized, as Parley serves it"
         setup.append(f"knowledge base: {data}")
         setup.append(
             f"index: {index_state}; written in {index_s:.1f} s; {TENANTS} tenants created in {tenants_s:.1f} s; "
-            f"questions: {len(questions)} real, held out from the KB ({', '.join(QUESTION_SOURCES)})"
+            f"questions: {len(questions)} real, held out from the KB ({mix})"
         )
         port = free_port()
         process, ready_s = start_server({**env, **extra_env}, port, Path(data_dir) / "server.log")
