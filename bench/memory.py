@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench._data import MODELS
 from bench._harness import free_port, spawn, stop, wait_for_200
 
 GOAL_MB = 1200
@@ -23,8 +24,8 @@ TURNS = 300
 PARLEY = str(Path(sys.executable).with_name("parley"))
 QUESTIONS = ["How do I get a refund?", "Where is my order?", "Can I pay by invoice?", "How do I reset my password?"]
 ANCHOR = (
-    "import psutil; from core.embeddings import MiniLMEncoder; e = MiniLMEncoder.load(); e.encode(['warm up']); "
-    "print(psutil.Process().memory_info().rss)"
+    "import psutil; from bench._data import MODELS; from core.embeddings import OnnxEncoder; "
+    "e = OnnxEncoder.load(MODELS); e.encode(['warm up']); print(psutil.Process().memory_info().rss)"
 )
 
 
@@ -34,7 +35,12 @@ def rss_mb(pid: int) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
-        env = {"PARLEY_DATA_DIR": data_dir, "PARLEY_LOG_LEVEL": "warning", "PARLEY_RATE_LIMIT_PER_MINUTE": "100000"}
+        env = {
+            "PARLEY_DATA_DIR": data_dir,
+            "PARLEY_MODELS_DIR": str(MODELS),
+            "PARLEY_LOG_LEVEL": "warning",
+            "PARLEY_RATE_LIMIT_PER_MINUTE": "100000",
+        }
         full_env = {**os.environ, **env}
         tenant = json.loads(
             subprocess.run(

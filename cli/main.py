@@ -134,7 +134,7 @@ async def _seed_demo(settings: Settings) -> dict[str, str]:
 async def _seed_demo_knowledge_base(settings: Settings, db, tenant_id: str) -> str:
     import asyncio as aio
 
-    from core.embeddings import DIM, BatchingEncoder, MiniLMEncoder
+    from core.embeddings import DIM, AsyncEncoder, OnnxEncoder
     from core.kb.demo import stackfaq_documents
     from core.kb.service import KnowledgeBase
     from core.vectors import open_vector_store
@@ -144,11 +144,13 @@ async def _seed_demo_knowledge_base(settings: Settings, db, tenant_id: str) -> s
         return f"none ({source} not found)"
     documents = stackfaq_documents(source)
     vectors = await aio.to_thread(open_vector_store, settings, dim=DIM)
+    # The encoder loads only if some document is new: later runs find every thread by its content hash.
+    encoder = AsyncEncoder(lambda: OnnxEncoder.load(settings.models_location))
     try:
-        # The encoder loads only if some document is new: later runs find every thread by its content hash.
-        kb = KnowledgeBase(db=db, vectors=vectors, encoder=BatchingEncoder(MiniLMEncoder.load))
+        kb = KnowledgeBase(db=db, vectors=vectors, encoder=encoder)
         added = await kb.add(tenant_id=tenant_id, documents=documents, metadata={"source": "stackfaq"})
     finally:
+        encoder.close()
         await aio.to_thread(vectors.close)
     return f"{len(added)} StackExchange FAQ threads ({sum(d.created for d in added)} new)"
 

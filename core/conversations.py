@@ -32,9 +32,13 @@ async def emit(conn: AsyncConnection, *, tenant_id: str, type: str, payload: dic
     return str(event_id)
 
 
+def visitor_token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
 def new_visitor_token() -> tuple[str, bytes]:
     token = secrets.token_urlsafe(24)
-    return token, hashlib.sha256(token.encode()).digest()
+    return token, visitor_token_hash(token)
 
 
 async def create_conversation(
@@ -73,10 +77,45 @@ async def get_conversation(
         return None
     stored = row.pop("visitor_token_hash")
     if visitor_token is not None and (
-        stored is None or not hmac.compare_digest(bytes(stored), hashlib.sha256(visitor_token.encode()).digest())
+        stored is None or not hmac.compare_digest(bytes(stored), visitor_token_hash(visitor_token))
     ):
         return None
     return Conversation(**row)
+
+
+# One statement, so one round trip and atomic without a transaction block: it finds the conversation (only the
+# tenant's, and only the visitor's when a token hash is given), touches it, inserts the message, and writes the
+# outbox events. A CTE reads the conversation as it was before this statement, so a handoff is reported only once.
+_ADD_MESSAGE = f"""
+WITH conversation AS (
+    SELECT id, channel, handoff_requested FROM conversations
+     WHERE tenant_id = %(tenant_id)s AND id = %(conversation_id)s
+       AND (%(visitor_hash)s::bytea IS NULL OR visitor_token_hash = %(visitor_hash)s::bytea)
+       FOR UPDATE
+), touched AS (
+    UPDATE conversations c
+       SET updated_at = now(), handoff_requested = c.handoff_requested OR %(handoff)s
+      FROM conversation WHERE c.id = conversation.id
+), message AS (
+    INSERT INTO messages (id, tenant_id, conversation_id, role, text, sources, tier, latency_ms)
+    SELECT %(message_id)s, %(tenant_id)s, conversation.id, %(role)s, %(text)s, %(sources)s, %(tier)s, %(latency_ms)s
+      FROM conversation
+    RETURNING {_MESSAGE_COLUMNS}
+), events AS (
+    INSERT INTO outbox (event_id, tenant_id, type, payload)
+    SELECT event_id, %(tenant_id)s, type, payload FROM (
+        SELECT 1 AS n, %(message_event)s::uuid AS event_id, 'message.created' AS type,
+               %(event)s::jsonb || jsonb_build_object('channel', conversation.channel, 'at', message.created_at)
+                   AS payload
+          FROM message, conversation
+        UNION ALL
+        SELECT 2, %(handoff_event)s::uuid, 'handoff.requested',
+               jsonb_build_object('conversation_id', conversation.id, 'reason', %(handoff_reason)s::text)
+          FROM conversation WHERE %(handoff)s AND NOT conversation.handoff_requested
+    ) new_events ORDER BY n
+)
+SELECT * FROM message
+"""
 
 
 async def add_message(
@@ -86,44 +125,49 @@ async def add_message(
     conversation_id: str,
     role: str,
     text: str,
-    channel: Channel,
     sources: list[Source] = (),
     tier: str | None = None,
     latency_ms: float | None = None,
-) -> Message:
+    visitor_token: str | None = None,
+    handoff_reason: str | None = None,
+) -> Message | None:
+    """Add a message (and its outbox event) to the tenant's conversation; None if there is no such conversation.
+
+    With `visitor_token`, only the conversation that token started is found. With `handoff_reason`, the
+    conversation also asks for a human, reported once however many messages ask.
+    """
+    message_id = new_id("m")
     cursor = await conn.execute(
-        f"""INSERT INTO messages (id, tenant_id, conversation_id, role, text, sources, tier, latency_ms)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_MESSAGE_COLUMNS}""",
-        (
-            new_id("m"),
-            tenant_id,
-            conversation_id,
-            role,
-            text,
-            Jsonb([source.model_dump() for source in sources]),
-            tier,
-            latency_ms,
-        ),
-    )
-    message = Message(**await cursor.fetchone())
-    await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = %s", (conversation_id,))
-    await emit(
-        conn,
-        tenant_id=tenant_id,
-        type="message.created",
-        payload={
+        _ADD_MESSAGE,
+        {
+            "tenant_id": tenant_id,
             "conversation_id": conversation_id,
-            "message_id": message.id,
-            "channel": channel,
+            "visitor_hash": None if visitor_token is None else visitor_token_hash(visitor_token),
+            "handoff": handoff_reason is not None,
+            "handoff_reason": handoff_reason,
+            "message_id": message_id,
             "role": role,
             "text": text,
-            "sources": [source.document_id for source in sources],
+            "sources": Jsonb([source.model_dump() for source in sources]),
             "tier": tier,
             "latency_ms": latency_ms,
-            "at": message.created_at.isoformat(),
+            "message_event": uuid.uuid4(),
+            "handoff_event": uuid.uuid4(),
+            "event": Jsonb(
+                {
+                    "conversation_id": conversation_id,
+                    "message_id": message_id,
+                    "role": role,
+                    "text": text,
+                    "sources": [source.document_id for source in sources],
+                    "tier": tier,
+                    "latency_ms": latency_ms,
+                }
+            ),
         },
     )
-    return message
+    row = await cursor.fetchone()
+    return Message(**row) if row else None
 
 
 async def list_messages(conn: AsyncConnection, *, tenant_id: str, conversation_id: str) -> list[Message]:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # Unset: the calibrated default of the knowledge-base answerer (core/llm/kb.py).
     answer_min_score: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
     demo_data_dir: Path = Path("../shared/data")
+    # Built models (the ONNX encoder); unset: under data_dir. Share one folder between data directories to build once.
+    models_dir: Path | None = None
     db_pool_min: Annotated[int, Field(ge=1)] = 1
     db_pool_max: Annotated[int, Field(ge=1)] = 10
     auto_migrate: bool = True
@@ -99,6 +101,10 @@ class Settings(BaseSettings):
     @property
     def vectors_path(self) -> Path:
         return self.data_dir.resolve() / "vectors" / "chunks"
+
+    @property
+    def models_location(self) -> Path:
+        return (self.models_dir or self.data_dir / "models").resolve()
 
     @property
     def lake_location(self) -> str:

@@ -308,7 +308,8 @@ async def authenticate_key(conn: AsyncConnection, *, key: str) -> KeyIdentity | 
     row = None
     if prefix is not None:
         cursor = await conn.execute(
-            f"""SELECT k.id, k.tenant_id, k.role, k.secret_hash, t.status, {TENANT_RATE_LIMIT_SQL} AS rate_limit
+            f"""SELECT k.id, k.tenant_id, k.role, k.secret_hash, t.status, {TENANT_RATE_LIMIT_SQL} AS rate_limit,
+                       k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute' AS last_use_stale
                   FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
                  WHERE k.prefix = %s AND k.revoked_at IS NULL""",
             (prefix,),
@@ -316,12 +317,14 @@ async def authenticate_key(conn: AsyncConnection, *, key: str) -> KeyIdentity | 
         row = await cursor.fetchone()
     if not hmac.compare_digest(row["secret_hash"] if row else _DUMMY_HASH, _hash_key(key)) or row is None:
         return None
-    # Bounded write amplification: last_used_at is refreshed at most once a minute per key.
-    await conn.execute(
-        """UPDATE api_keys SET last_used_at = now()
-            WHERE id = %s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')""",
-        (row["id"],),
-    )
+    # Bounded write amplification: last_used_at is refreshed at most once a minute per key, so most requests make
+    # one round trip here.
+    if row["last_use_stale"]:
+        await conn.execute(
+            """UPDATE api_keys SET last_used_at = now()
+                WHERE id = %s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')""",
+            (row["id"],),
+        )
     return KeyIdentity(
         key_id=row["id"],
         tenant_id=row["tenant_id"],

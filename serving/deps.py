@@ -21,23 +21,25 @@ from serving.problems import Problem
 from serving.services.chat import ChatService
 
 
-def _settings(request: Request) -> Settings:
+# Every dependency is `async def`, even the trivial ones: FastAPI runs a plain `def` dependency in a worker thread,
+# and those thread hops cost more CPU per chat turn than the answer itself (measured with bench/chat_load.py).
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _database(request: Request) -> Database:
+async def _database(request: Request) -> Database:
     return request.app.state.db
 
 
-def _knowledge_base(request: Request) -> KnowledgeBase:
+async def _knowledge_base(request: Request) -> KnowledgeBase:
     return request.app.state.kb
 
 
-def _rate_limiter(request: Request) -> RateLimiter:
+async def _rate_limiter(request: Request) -> RateLimiter:
     return request.app.state.rate_limiter
 
 
-def _chat(request: Request) -> ChatService:
+async def _chat(request: Request) -> ChatService:
     return request.app.state.chat
 
 
@@ -188,7 +190,7 @@ def tenant_access(permission: Permission):
     return Depends(check)
 
 
-def request_id(request: Request) -> str | None:
+async def request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.db import EmbeddedPostgres, migrate
-from core.embeddings import DIM, BatchingEncoder, MiniLMEncoder
+from core.embeddings import DIM, AsyncEncoder, OnnxEncoder
 from core.settings import Settings, load_settings
 from core.vectors import EdgeVectorStore
 from serving.app import create_app
@@ -54,10 +54,17 @@ def platform_db(pg_server: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(platform_db: str, tmp_path_factory) -> Settings:
+def models_dir(tmp_path_factory) -> Path:
+    """Built models, shared by every app and server the session starts (building the encoder takes ~11 s)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def settings(platform_db: str, models_dir: Path, tmp_path_factory) -> Settings:
     return load_settings(
         _env_file=None,
         data_dir=tmp_path_factory.mktemp("data"),
+        models_dir=models_dir,
         postgres_url=platform_db,
         admin_token=ADMIN_TOKEN,
         max_request_bytes=64 * 1024,
@@ -67,9 +74,9 @@ def settings(platform_db: str, tmp_path_factory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def encoder() -> BatchingEncoder:
-    """The real all-MiniLM-L6-v2, loaded once for the whole session."""
-    return BatchingEncoder.preloaded(MiniLMEncoder.load())
+def encoder(models_dir: Path) -> AsyncEncoder:
+    """The real all-MiniLM-L6-v2 encoder, built and loaded once for the whole session."""
+    return AsyncEncoder.preloaded(OnnxEncoder.load(models_dir))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import errors
 
 from core.db import Database
-from core.embeddings import BatchingEncoder
+from core.embeddings import AsyncEncoder
 from core.kb import store
 from core.kb.chunking import Chunk, chunk_text
 from core.kb.parsing import ParsedDocument
@@ -52,7 +52,7 @@ def _payload(prepared: _Prepared, chunk: Chunk, chunk_id: str, source_url: str |
 
 
 class KnowledgeBase:
-    def __init__(self, *, db: Database, vectors: VectorStore, encoder: BatchingEncoder) -> None:
+    def __init__(self, *, db: Database, vectors: VectorStore, encoder: AsyncEncoder) -> None:
         self.db = db
         self.vectors = vectors
         self.encoder = encoder
@@ -180,4 +180,6 @@ class KnowledgeBase:
 
     async def search(self, *, tenant_id: str, query: str, limit: int) -> list[VectorHit]:
         dense = await self.encoder.encode_one(query)
+        if self.vectors.searches_under_the_gil:
+            return self.vectors.search(tenant_id=tenant_id, dense=dense, text=query, limit=limit)
         return await asyncio.to_thread(self.vectors.search, tenant_id=tenant_id, dense=dense, text=query, limit=limit)

@@ -47,12 +47,18 @@ def _no_conversation(conversation_id: str) -> Problem:
     return Problem(404, f"No conversation '{conversation_id}'.", kind="not-found")
 
 
+def _visitor_token(scope: TenantScope, visitor_token: str | None) -> str | None:
+    """A widget caller must present the visitor token (an empty one matches nothing); a tenant key needs none."""
+    return (visitor_token or "") if scope.caller.is_widget else None
+
+
 async def _conversation(db, scope: TenantScope, conversation_id: str, visitor_token: str | None):
-    # A widget caller must present the visitor token; an empty one matches nothing.
-    token = (visitor_token or "") if scope.caller.is_widget else None
     async with db.connection() as conn:
         found = await conversations.get_conversation(
-            conn, tenant_id=scope.tenant_id, conversation_id=conversation_id, visitor_token=token
+            conn,
+            tenant_id=scope.tenant_id,
+            conversation_id=conversation_id,
+            visitor_token=_visitor_token(scope, visitor_token),
         )
     if found is None:
         raise _no_conversation(conversation_id)
@@ -113,7 +119,6 @@ async def send_message(
     body: MessageCreate,
     request: Request,
     scope: ChatScope,
-    db: DbDep,
     chat: ChatDep,
     settings: SettingsDep,
     visitor_token: VisitorToken = None,
@@ -126,24 +131,22 @@ async def send_message(
             kind="validation-error",
             errors=[{"location": "body", "field": "text", "message": "message too long", "type": "too_long"}],
         )
-    conversation = await _conversation(db, scope, conversation_id, visitor_token)
-    channel = Channel(conversation.channel)
     accepted = await chat.accept(
-        tenant_id=scope.tenant_id, conversation_id=conversation.id, text=body.text, channel=channel
-    )
-    answer = functools.partial(
-        chat.answer,
         tenant_id=scope.tenant_id,
-        conversation_id=conversation.id,
-        question=body.text,
-        channel=channel,
-        started=started,
+        conversation_id=conversation_id,
+        text=body.text,
+        visitor_token=_visitor_token(scope, visitor_token),
+    )
+    if accepted is None:
+        raise _no_conversation(conversation_id)
+    answer = functools.partial(
+        chat.answer, tenant_id=scope.tenant_id, conversation_id=conversation_id, question=body.text, started=started
     )
     if "text/event-stream" not in request.headers.get("accept", ""):
         return _chat_turn(accepted.id, await answer())
 
     async def events() -> AsyncIterator[bytes]:
-        yield _sse("message", {"message_id": accepted.id, "conversation_id": conversation.id})
+        yield _sse("message", {"message_id": accepted.id, "conversation_id": accepted.conversation_id})
         try:
             turn = await answer()
         except Exception:

@@ -99,13 +99,9 @@ async def chat_completions(
         conversation = await conversations.create_conversation(
             conn, tenant_id=scope.tenant_id, channel=Channel.OPENAI, metadata={"model": body.model}
         )
-    await chat.accept(tenant_id=scope.tenant_id, conversation_id=conversation.id, text=question, channel=Channel.OPENAI)
+    await chat.accept(tenant_id=scope.tenant_id, conversation_id=conversation.id, text=question)
     turn = await chat.answer(
-        tenant_id=scope.tenant_id,
-        conversation_id=conversation.id,
-        question=question,
-        channel=Channel.OPENAI,
-        started=started,
+        tenant_id=scope.tenant_id, conversation_id=conversation.id, question=question, started=started
     )
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())

@@ -66,13 +66,17 @@ def test_a_question_gets_a_grounded_answer_with_its_source(client, shop):
     ]
 
 
-def test_an_unknown_question_is_admitted_and_offers_a_person(client, shop):
-    _, key, _ = shop
+def test_an_unknown_question_is_admitted_and_offers_a_person(client, shop, platform_db):
+    tenant_id, key, _ = shop
     conversation = start(client, key)
     turn = say(client, key, conversation["id"], "Which planet has the most moons?").json()
     assert turn["reply"]["handoff_offered"] is True and turn["reply"]["sources"] == []
     assert "person" in turn["reply"]["text"]
     assert client.get(f"/v1/conversations/{conversation['id']}", headers=bearer(key)).json()["handoff_requested"]
+    # Asked again, the conversation still wants one person: the handoff is reported to the lakehouse once.
+    assert say(client, key, conversation["id"], "And the fewest moons?").json()["reply"]["handoff_offered"]
+    handoffs = [payload for kind, payload, _ in outbox(platform_db, tenant_id) if kind == "handoff.requested"]
+    assert handoffs == [{"conversation_id": conversation["id"], "reason": "no confident answer"}]
 
 
 def test_streaming_answers_are_framed_as_server_sent_events(client, shop):

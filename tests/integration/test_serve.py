@@ -74,8 +74,10 @@ def test_make_run_path_serves_the_demo_tenant_and_rotates_its_keys(tmp_path):
     base = f"http://127.0.0.1:{port}"
     process, banner = start(tmp_path, port)
     try:
+        # A first run builds the sentence encoder under the data directory before it reports ready.
         ready = wait_ready(base)
-        assert ready.json()["checks"]["postgres"]["ok"]
+        assert ready.json()["checks"]["postgres"]["ok"] and ready.json()["checks"]["encoder"]["ok"]
+        assert [path.name for path in (tmp_path / "models").glob("*/model.onnx")], "no encoder built in the data dir"
         owner = {"Authorization": f"Bearer {banner['owner key']}"}
         tenant = httpx.get(f"{base}/v1/tenants/{banner['demo tenant']}", headers=owner, timeout=5)
         assert tenant.status_code == 200 and tenant.json()["name"] == "Demo"

@@ -53,9 +53,11 @@ class Server:
         return "".join(self.log[-lines:])
 
 
-def _start(data_dir: Path, port: int) -> Server:
+def _start(data_dir: Path, models_dir: Path, port: int) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    env.update(PARLEY_DATA_DIR=str(data_dir), PARLEY_DEMO_DATA_DIR=str(DEMO_DATA_DIR))
+    env.update(
+        PARLEY_DATA_DIR=str(data_dir), PARLEY_MODELS_DIR=str(models_dir), PARLEY_DEMO_DATA_DIR=str(DEMO_DATA_DIR)
+    )
     process = subprocess.Popen(
         [PARLEY, "serve", "--seed-demo", "--port", str(port)],
         env=env,
@@ -116,8 +118,8 @@ def _stop(process: subprocess.Popen) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def parley(tmp_path_factory) -> Iterator[Server]:
-    server = _start(tmp_path_factory.mktemp("parley"), free_port())
+def parley(tmp_path_factory, models_dir) -> Iterator[Server]:
+    server = _start(tmp_path_factory.mktemp("parley"), models_dir, free_port())
     try:
         _wait_ready(server)
         yield server
