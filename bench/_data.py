@@ -34,6 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data").resolve()
 CACHE = ROOT / "var" / "bench-cache"
 MODELS = CACHE / "models"  # the built encoder, shared by every benchmark
+
+
+def built_models() -> str:
+    """The models folder with the encoder built, for PARLEY_MODELS_DIR: a server that had to build it first would
+    spend its first ~11 s of CPU on that, inside whatever is being measured."""
+    from core.embeddings import ensure_model
+
+    ensure_model(MODELS)
+    return str(MODELS)
+
+
 DIM = 384
 # Noise per dimension for synthetic points: a copy keeps cosine ~0.90 to its source (1 / sqrt(1 + 384 sigma^2)),
 # about as far as a real chunk's nearest real neighbour, so copies do not collapse into tight clusters.

@@ -47,7 +47,7 @@ import psutil
 
 from bench._data import (
     DIM,
-    MODELS,
+    built_models,
     code_line,
     describe,
     kb_chunks,
@@ -407,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
         env = {
             "PARLEY_DATA_DIR": data_dir,
-            "PARLEY_MODELS_DIR": str(MODELS),
+            "PARLEY_MODELS_DIR": built_models(),
             "PARLEY_ADMIN_TOKEN": "bench-admin-token-" + "x" * 16,
             "PARLEY_LOG_LEVEL": "warning",
             "PARLEY_RATE_LIMIT_PER_MINUTE": "10000000",

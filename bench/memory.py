@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench._data import MODELS
+from bench._data import built_models
 from bench._harness import free_port, spawn, stop, wait_for_200
 
 GOAL_MB = 1200
@@ -37,7 +37,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
         env = {
             "PARLEY_DATA_DIR": data_dir,
-            "PARLEY_MODELS_DIR": str(MODELS),
+            "PARLEY_MODELS_DIR": built_models(),
             "PARLEY_LOG_LEVEL": "warning",
             "PARLEY_RATE_LIMIT_PER_MINUTE": "100000",
         }

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench._data import built_models
 from bench._harness import free_port, percentile, spawn, stop, wait_for_200
 
 SEQUENTIAL = 1000
@@ -52,6 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
         env = {
             "PARLEY_DATA_DIR": data_dir,
+            "PARLEY_MODELS_DIR": built_models(),
             "PARLEY_ADMIN_TOKEN": "bench-admin-token-" + "x" * 16,
             "PARLEY_LOG_LEVEL": "warning",
         }
