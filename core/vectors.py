@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -135,6 +135,23 @@ def fuse(text: str, dense: list[_Ranked], lexical: list[_Ranked], limit: int) ->
     return list(best.values())
 
 
+def _hybrid_hits(
+    *, query: np.ndarray, text: str, by_dense: list, by_words: list, limit: int, fetch: Callable
+) -> list[VectorHit]:
+    """Fuse two engine rankings (points with id, score and the `chunk_id` payload key), then fetch the payloads of the
+    fused hits alone: `fetch(point_ids, with_vectors)` returns records with id, payload and vector."""
+    fused = fuse(
+        text,
+        [_Ranked(str(p.id), p.payload["chunk_id"], p.score) for p in by_dense],
+        [_Ranked(str(p.id), p.payload["chunk_id"]) for p in by_words],
+        limit,
+    )
+    if not fused:
+        return []
+    records = fetch([hit.point_id for hit in fused], any(hit.cosine is None for hit in fused))
+    return _hits(query, fused, {str(r.id): (r.payload, (r.vector or {}).get(DENSE)) for r in records})
+
+
 def _hits(query: np.ndarray, fused: list[_Fused], records: dict[str, tuple[dict, Any]]) -> list[VectorHit]:
     """The fused hits with their payloads; a hit found by its words alone gets its cosine from its vector."""
     return [
@@ -215,20 +232,12 @@ class EdgeVectorStore:
             for vector, using in ((dense.tolist(), DENSE), (self._bm25.embed_query(text), SPARSE))
         ]
         by_dense, by_words = self._shard.query_batch(q.QueryBatchRequest(requests))
-        fused = fuse(
-            text,
-            [_Ranked(str(p.id), p.payload["chunk_id"], p.score) for p in by_dense],
-            [_Ranked(str(p.id), p.payload["chunk_id"]) for p in by_words],
-            limit,
-        )
-        if not fused:
-            return []
-        records = self._shard.retrieve(
-            [uuid.UUID(hit.point_id) for hit in fused],
-            with_payload=True,
-            with_vector=[DENSE] if any(hit.cosine is None for hit in fused) else False,
-        )
-        return _hits(dense, fused, {str(r.id): (r.payload, (r.vector or {}).get(DENSE)) for r in records})
+
+        def fetch(point_ids: list[str], with_vectors: bool) -> list:
+            ids = [uuid.UUID(point_id) for point_id in point_ids]
+            return self._shard.retrieve(ids, with_payload=True, with_vector=[DENSE] if with_vectors else False)
+
+        return _hybrid_hits(query=dense, text=text, by_dense=by_dense, by_words=by_words, limit=limit, fetch=fetch)
 
     def delete_document(self, *, tenant_id: str, document_id: str) -> None:
         self._shard.update(self._q.UpdateOperation.delete_points_by_filter(self._tenant(tenant_id, document_id)))
@@ -325,21 +334,14 @@ class QdrantServerStore:
             for vector, using in ((dense.tolist(), DENSE), (self._sparse(self._bm25.embed_query(text)), SPARSE))
         ]
         by_dense, by_words = self._client.query_batch_points(self._collection, requests=requests)
-        fused = fuse(
-            text,
-            [_Ranked(str(p.id), p.payload["chunk_id"], p.score) for p in by_dense.points],
-            [_Ranked(str(p.id), p.payload["chunk_id"]) for p in by_words.points],
-            limit,
+
+        def fetch(point_ids: list[str], with_vectors: bool) -> list:
+            vectors = [DENSE] if with_vectors else False
+            return self._client.retrieve(self._collection, ids=point_ids, with_payload=True, with_vectors=vectors)
+
+        return _hybrid_hits(
+            query=dense, text=text, by_dense=by_dense.points, by_words=by_words.points, limit=limit, fetch=fetch
         )
-        if not fused:
-            return []
-        records = self._client.retrieve(
-            self._collection,
-            ids=[hit.point_id for hit in fused],
-            with_payload=True,
-            with_vectors=[DENSE] if any(hit.cosine is None for hit in fused) else False,
-        )
-        return _hits(dense, fused, {str(r.id): (r.payload, (r.vector or {}).get(DENSE)) for r in records})
 
     def _delete(self, selector) -> None:
         self._ensure_collection()
