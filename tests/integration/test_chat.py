@@ -231,6 +231,10 @@ def test_a_visitor_reaches_only_its_own_conversation(client, widget):
     assert say(client, widget, mine["id"], "hi", wrong).status_code == 404
     no_token = {"Origin": SHOP}
     assert client.get(f"/v1/conversations/{mine['id']}", headers={**bearer(widget), **no_token}).status_code == 404
+    assert say(client, widget, mine["id"], "hi", no_token).status_code == 404
+    # The refused messages left nothing behind in the visitor's conversation.
+    own = {"Origin": SHOP, "X-Visitor-Token": mine["visitor_token"]}
+    assert client.get(f"/v1/conversations/{mine['id']}", headers={**bearer(widget), **own}).json()["messages"] == []
 
 
 def test_preflight_is_answered_only_for_origins_a_widget_allows(client, widget):
