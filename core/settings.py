@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # Unset: the calibrated default of the knowledge-base answerer (core/llm/kb.py).
     answer_min_score: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
     demo_data_dir: Path = Path("../shared/data")
+    # LLM providers, their models and prices (core/llm/catalog.py); unset: only the built-in knowledge-base tier.
+    providers_file: Path | None = None
     # Built models (the ONNX encoder); unset: under data_dir. Share one folder between data directories to build once.
     models_dir: Path | None = None
     db_pool_min: Annotated[int, Field(ge=1)] = 1

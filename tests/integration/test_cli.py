@@ -84,3 +84,12 @@ def test_a_bad_setting_stops_start_up_with_one_clear_line(cli_env, variable, val
     assert len(lines) == 1
     assert lines[0].startswith(f"parley: invalid setting {variable}: ")
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_providers_file_stops_start_up_naming_the_problem(cli_env, tmp_path):
+    providers = tmp_path / "providers.yaml"
+    providers.write_text("providers:\n  openai:\n    protocol: openai\n    base_url: https://api.openai.com/v1\n")
+    result = parley("serve", env={**cli_env, "PARLEY_PROVIDERS_FILE": str(providers)}, timeout=30)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    expected = f"parley: providers file {providers}: providers.openai.models: Field required"
+    assert result.stderr.strip().splitlines() == [expected]
