@@ -69,6 +69,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._probing = False
 
+    def abandon(self) -> None:
+        """The call let through was cancelled before it had an outcome: let the next caller probe instead."""
+        self._probing = False
+
     def record_failure(self) -> None:
         self._outcomes.append(False)
         self._consecutive += 1

@@ -48,6 +48,11 @@ class Garbage:
     """200 with a body that is not what the protocol promises."""
 
 
+@dataclass(frozen=True)
+class BreakMidStream:
+    """A stream that sends two words, then fails: an `error` event (Anthropic) or a cut without [DONE] (OpenAI)."""
+
+
 @dataclass
 class FakeVendor:
     base_url: str
@@ -139,6 +144,18 @@ def _anthropic(step: Answer, model: str, stream: bool):
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+async def _broken_stream(anthropic: bool):
+    for word in ("Refunds ", "reach "):
+        if anthropic:
+            delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}
+            yield f"event: content_block_delta\ndata: {json.dumps(delta)}\n\n"
+        else:
+            yield f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': word}}]})}\n\n"
+    if anthropic:
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        yield f"event: error\ndata: {json.dumps(error)}\n\n"
+
+
 def _app(vendor: FakeVendor, *, anthropic: bool) -> Starlette:
     async def handle(request: Request) -> Response:
         body = await request.json()
@@ -149,6 +166,8 @@ def _app(vendor: FakeVendor, *, anthropic: bool) -> Starlette:
             step = Answer()
         if isinstance(step, Fail):
             return _error(step, anthropic)
+        if isinstance(step, BreakMidStream):
+            return StreamingResponse(_broken_stream(anthropic), media_type="text/event-stream")
         if isinstance(step, Garbage):
             if body.get("stream"):
                 return StreamingResponse(iter(["data: {not json\n\n"]), media_type="text/event-stream")
