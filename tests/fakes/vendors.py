@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.conftest import serving
 
 MAX_HANG_S = 10.0  # every loop and wait in a test is bounded
 
@@ -181,19 +178,7 @@ def _app(vendor: FakeVendor, *, anthropic: bool) -> Starlette:
 
 @contextmanager
 def serve_vendor(*, anthropic: bool = False) -> Iterator[FakeVendor]:
-    port = free_port()
-    vendor = FakeVendor(base_url=f"http://127.0.0.1:{port}" if anthropic else f"http://127.0.0.1:{port}/v1")
-    server = uvicorn.Server(
-        uvicorn.Config(_app(vendor, anthropic=anthropic), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the fake vendor did not start"
-    try:
+    vendor = FakeVendor(base_url="")
+    with serving(_app(vendor, anthropic=anthropic)) as base:
+        vendor.base_url = base if anthropic else f"{base}/v1"
         yield vendor
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -1,15 +1,11 @@
 """The official `openai` client, pointed at a running Parley server, just works."""
 
-import threading
-import time
-
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from serving.app import create_app
-from tests.conftest import bearer, free_port, new_tenant
+from tests.conftest import bearer, new_tenant, serving
 
 QUESTION = "How long until my refund arrives?"
 
@@ -17,24 +13,8 @@ QUESTION = "How long until my refund arrives?"
 @pytest.fixture(scope="module")
 def live_server(settings, encoder, vector_store):
     """A real uvicorn server on 127.0.0.1, in a thread, sharing the session's stores."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, encoder=encoder, vectors=vector_store),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(settings, encoder=encoder, vectors=vector_store)) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
