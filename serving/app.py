@@ -14,13 +14,14 @@ from core.db import open_database
 from core.embeddings import DIM, AsyncEncoder, OnnxEncoder
 from core.kb.service import KnowledgeBase
 from core.limits import RateLimiter
+from core.llm.catalog import load_catalog
 from core.llm.kb import KnowledgeBaseAnswerer
 from core.settings import Settings, load_settings
 from core.vectors import VectorStore, open_vector_store
 from serving.cors import WidgetCorsMiddleware
 from serving.middleware import RequestContextMiddleware
 from serving.problems import install_problem_handlers
-from serving.routes import conversations, health, kb, keys, openai_compat, tenants, widget
+from serving.routes import conversations, health, kb, keys, openai_compat, policy, tenants, widget
 from serving.services.chat import ChatService
 
 UPLOAD_PATHS = ("/v1/kb/documents",)
@@ -56,6 +57,7 @@ def create_app(
                 answerer = KnowledgeBaseAnswerer(min_score=settings.answer_min_score)
                 app.state.chat = ChatService(db=db, kb=app.state.kb, answerer=answerer)
                 app.state.rate_limiter = RateLimiter()
+                app.state.catalog = load_catalog(settings.providers_file)
                 _freeze_startup_objects()
                 yield
             finally:
@@ -78,6 +80,6 @@ def create_app(
         max_body_bytes=settings.max_request_bytes,
         path_limits={path: settings.max_upload_bytes for path in UPLOAD_PATHS},
     )
-    for module in (health, tenants, keys, widget, kb, conversations, openai_compat):
+    for module in (health, tenants, keys, policy, widget, kb, conversations, openai_compat):
         app.include_router(module.router)
     return app

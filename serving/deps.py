@@ -12,6 +12,7 @@ from fastapi import Depends, Path, Request
 from core.db import Database
 from core.kb.service import KnowledgeBase
 from core.limits import RateLimiter
+from core.llm.catalog import Catalog
 from core.schemas import TenantStatus
 from core.settings import Settings
 from core.tenancy import PLATFORM_ADMIN, Permission, Principal, authenticate_key
@@ -39,6 +40,10 @@ async def _rate_limiter(request: Request) -> RateLimiter:
     return request.app.state.rate_limiter
 
 
+async def _catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
 async def _chat(request: Request) -> ChatService:
     return request.app.state.chat
 
@@ -48,6 +53,7 @@ DbDep = Annotated[Database, Depends(_database)]
 KnowledgeBaseDep = Annotated[KnowledgeBase, Depends(_knowledge_base)]
 RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 ChatDep = Annotated[ChatService, Depends(_chat)]
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
 
 
 # Identical for a missing, malformed, unknown or revoked key, so a caller learns nothing about which keys exist.
