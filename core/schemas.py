@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -263,3 +263,22 @@ class WidgetKey(BaseModel):
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+
+
+class UsageRow(BaseModel):
+    key: str = Field(description="The day (YYYY-MM-DD, UTC), the provider/model (or tier), or the tier")
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cache_hits: int
+    errors: int
+
+
+class UsageReport(BaseModel):
+    start: datetime
+    end: datetime
+    group_by: Literal["day", "model", "tier"]
+    store: str = Field(description="Where usage is kept: timescaledb or postgresql")
+    rows: list[UsageRow]
+    total_cost_usd: float
