@@ -60,6 +60,14 @@ class TenantPolicy(BaseModel):
             raise ValueError("each tier may appear once")
         return tiers
 
+    @field_validator("allowed_models")
+    @classmethod
+    def _models_are_provider_slash_model(cls, models: list[str]) -> list[str]:
+        for model in models:
+            if model.count("/") != 1:
+                raise ValueError(f"'{model}' is not provider/model")
+        return models
+
     @property
     def paid_tiers(self) -> list[str]:
         return [tier for tier in self.tiers if tier not in FREE_TIERS]

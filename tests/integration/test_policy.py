@@ -64,6 +64,7 @@ def test_a_policy_is_replaced_read_back_and_audited(policy_client):
         ({"tiers": ["kb", "acme-llm/huge"]}, "acme-llm/huge"),
         ({"tiers": ["kb", "openai/gpt-4o"]}, "openai/gpt-4o"),
         ({"allowed_models": ["other/model"]}, "other/model"),
+        ({"allowed_models": ["gpt4"]}, "not provider/model"),
         ({"tiers": ["kb", "kb"]}, "once"),
         ({"tiers": ["gpt4"]}, "provider/model"),
         ({"tiers": []}, "tiers"),
