@@ -11,7 +11,7 @@ start-up fails, naming the variable, when it is not set. The file is validated o
         api_key_env: OPENAI_API_KEY
         timeout_s: 30
         models:
-          gpt-4o-mini: {input_per_mtok: 0.15, output_per_mtok: 0.60, context_tokens: 128000}
+          gpt-4o-mini: {input_per_mtok: 0.15, output_per_mtok: 0.60, context_tokens: 128000, quality: 0.8}
 """
 
 from __future__ import annotations
@@ -39,6 +39,14 @@ class ModelSpec(BaseModel):
     input_per_mtok: Annotated[float, Field(ge=0)]  # USD per million input tokens
     output_per_mtok: Annotated[float, Field(ge=0)]
     context_tokens: Annotated[int, Field(ge=256)]
+    # The operator's prior for answer quality (0..1), which the `cost` strategy weighs against the tenant's bar until
+    # the pipelines measure it per tenant and intent.
+    quality: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+    @property
+    def blended_per_mtok(self) -> float:
+        """One price to compare models by: a chat turn reads about three tokens for each it writes."""
+        return (3 * self.input_per_mtok + self.output_per_mtok) / 4
 
     def cost(self, *, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1_000_000

@@ -102,3 +102,59 @@ def test_only_analytics_roles_read_usage(client):
         f"/v1/tenants/{tenant_id}/keys", json={"role": "viewer", "name": "v"}, headers=bearer(owner)
     ).json()["key"]
     assert usage(client, agent).status_code == 403 and usage(client, viewer).status_code == 200
+
+
+def test_budgets_are_checked_per_tenant_against_their_own_spend(client, platform_db):
+    from core.llm.catalog import Catalog
+    from core.llm.policy import TenantPolicy, put_policy
+    from core.llm.strategy import decide
+
+    catalog = Catalog.model_validate(
+        {
+            "providers": {
+                "acme": {
+                    "protocol": "openai",
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "models": {
+                        "small": {
+                            "input_per_mtok": 0.15,
+                            "output_per_mtok": 0.6,
+                            "context_tokens": 8192,
+                            "quality": 0.6,
+                        },
+                        "large": {"input_per_mtok": 2.5, "output_per_mtok": 10, "context_tokens": 8192, "quality": 0.9},
+                    },
+                }
+            }
+        }
+    )
+    policy = TenantPolicy.model_validate(
+        {
+            "tiers": ["kb", "acme/large", "acme/small"],
+            "strategy": "quality",
+            "budget": {"monthly_usd": 0.001, "soft_limit_usd": 0.0005},
+        }
+    )
+    spender, _ = new_tenant(client, "spender")
+    saver, _ = new_tenant(client, "saver")
+    expensive = UsageRecord(tier="llm", outcome="ok", provider="acme", model="large", cost_usd=0.0006)
+
+    async def decisions():
+        db = await Database.open(platform_db)
+        try:
+            async with db.transaction() as conn:
+                for tenant_id in (spender, saver):
+                    await put_policy(conn, tenant_id=tenant_id, policy=policy, actor="test")
+                await metrics.record_usage(conn, tenant_id=spender, record=expensive)
+            async with db.connection() as conn:
+                soft = [await decide(conn, tenant_id=t, catalog=catalog) for t in (spender, saver)]
+                await metrics.record_usage(conn, tenant_id=spender, record=expensive)
+                hard = [await decide(conn, tenant_id=t, catalog=catalog) for t in (spender, saver)]
+                return soft, hard
+        finally:
+            await db.close()
+
+    (spender_soft, saver_soft), (spender_hard, saver_hard) = asyncio.run(decisions())
+    assert [str(r) for r in spender_soft.chain] == ["acme/small"] and "soft limit" in spender_soft.reason
+    assert [str(r) for r in spender_hard.chain] == [] and "hard limit" in spender_hard.reason
+    assert [str(r) for r in saver_soft.chain] == [str(r) for r in saver_hard.chain] == ["acme/large", "acme/small"]
