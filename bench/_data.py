@@ -45,6 +45,20 @@ def built_models() -> str:
     return str(MODELS)
 
 
+BENCH_ADMIN_TOKEN = "bench-admin-token-" + "x" * 16
+
+
+def server_env(data_dir: str, **settings: object) -> dict[str, str]:
+    """Environment for a benchmarked `parley`: its own data dir, the built encoder, an admin token, and `settings`
+    (e.g. log_level="warning" becomes PARLEY_LOG_LEVEL=warning)."""
+    return {
+        "PARLEY_DATA_DIR": data_dir,
+        "PARLEY_MODELS_DIR": built_models(),
+        "PARLEY_ADMIN_TOKEN": BENCH_ADMIN_TOKEN,
+        **{f"PARLEY_{name.upper()}": str(value) for name, value in settings.items()},
+    }
+
+
 DIM = 384
 # Noise per dimension for synthetic points: a copy keeps cosine ~0.90 to its source (1 / sqrt(1 + 384 sigma^2)),
 # about as far as a real chunk's nearest real neighbour, so copies do not collapse into tight clusters.

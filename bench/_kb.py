@@ -42,7 +42,7 @@ def stackfaq_platform() -> Iterator[StackFaqPlatform]:
     """The app in-process (real embedded PostgreSQL and vector engine in a temp folder), StackFAQ uploaded over HTTP."""
     from fastapi.testclient import TestClient
 
-    from bench._data import MODELS
+    from bench._data import BENCH_ADMIN_TOKEN, MODELS
     from core.embeddings import AsyncEncoder, OnnxEncoder
     from core.kb.demo import stackfaq_documents
     from core.settings import load_settings
@@ -51,7 +51,7 @@ def stackfaq_platform() -> Iterator[StackFaqPlatform]:
     encoder = OnnxEncoder.load(MODELS)
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
         settings = load_settings(
-            _env_file=None, data_dir=data_dir, admin_token="bench-admin-token-" + "x" * 16, rate_limit_per_minute=10**6
+            _env_file=None, data_dir=data_dir, admin_token=BENCH_ADMIN_TOKEN, rate_limit_per_minute=10**6
         )
         with TestClient(create_app(settings, encoder=AsyncEncoder.preloaded(encoder))) as client:
             admin = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}

@@ -47,13 +47,13 @@ import psutil
 
 from bench._data import (
     DIM,
-    built_models,
     code_line,
     describe,
     kb_chunks,
     kb_embeddings,
     machine_line,
     sample_queries,
+    server_env,
     write_knowledge_base,
 )
 from bench._harness import free_port, percentile, stop
@@ -405,13 +405,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     questions = sample_queries(QUESTIONS, sources=QUESTION_SOURCES, seed=5)
     setup = [machine_line(), code_line()]
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
-        env = {
-            "PARLEY_DATA_DIR": data_dir,
-            "PARLEY_MODELS_DIR": built_models(),
-            "PARLEY_ADMIN_TOKEN": "bench-admin-token-" + "x" * 16,
-            "PARLEY_LOG_LEVEL": "warning",
-            "PARLEY_RATE_LIMIT_PER_MINUTE": "10000000",
-        }
+        env = server_env(data_dir, log_level="warning", rate_limit_per_minute=10_000_000)
         started = time.perf_counter()
         tenants = create_tenants(env)
         tenants_s = time.perf_counter() - started

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._data import built_models
+from bench._data import server_env
 from bench._harness import free_port, spawn, stop, summary, wait_for_200
 
 RUNS = 5
@@ -33,11 +33,7 @@ def time_start(argv: list[str], env: dict[str, str], port: int) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
-        env = {
-            "PARLEY_DATA_DIR": data_dir,
-            "PARLEY_MODELS_DIR": built_models(),
-            "PARLEY_ADMIN_TOKEN": "bench-admin-token-" + "x" * 16,
-        }
+        env = server_env(data_dir)
         # initdb and the migrations happen here, once, as after a first `make run`.
         subprocess.run([PARLEY, "migrate"], env={**os.environ, **env}, check=True, capture_output=True, timeout=120)
         parley, anchor = [], []

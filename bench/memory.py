@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench._data import built_models
+from bench._data import server_env
 from bench._harness import free_port, spawn, stop, wait_for_200
 
 GOAL_MB = 1200
@@ -35,12 +35,7 @@ def rss_mb(pid: int) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
-        env = {
-            "PARLEY_DATA_DIR": data_dir,
-            "PARLEY_MODELS_DIR": built_models(),
-            "PARLEY_LOG_LEVEL": "warning",
-            "PARLEY_RATE_LIMIT_PER_MINUTE": "100000",
-        }
+        env = server_env(data_dir, log_level="warning", rate_limit_per_minute=100_000)
         full_env = {**os.environ, **env}
         tenant = json.loads(
             subprocess.run(

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench._data import built_models
+from bench._data import server_env
 from bench._harness import free_port, percentile, spawn, stop, wait_for_200
 
 SEQUENTIAL = 1000
@@ -51,12 +51,7 @@ def line(name: str, values: list[float]) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
-        env = {
-            "PARLEY_DATA_DIR": data_dir,
-            "PARLEY_MODELS_DIR": built_models(),
-            "PARLEY_ADMIN_TOKEN": "bench-admin-token-" + "x" * 16,
-            "PARLEY_LOG_LEVEL": "warning",
-        }
+        env = server_env(data_dir, log_level="warning")
         created = subprocess.run(
             [PARLEY, "tenants", "create", "Bench"],
             env={**os.environ, **env},

@@ -75,18 +75,17 @@ def test_429_is_retryable_and_says_when(vendor):
     assert "slow down" in str(failed.value) and "sk-test-secret" not in str(failed.value)
 
 
+async def _chat_with_retries(provider, attempts):
+    try:
+        return await with_retries(lambda: provider.chat(QUESTION, PARAMS), attempts=attempts)
+    finally:
+        await provider.aclose()
+
+
 def test_a_retry_honours_retry_after_then_succeeds(vendor):
     vendor.then(Fail(429, retry_after="1"))
     started = time.monotonic()
-
-    async def call():
-        provider = vendor.provider()
-        try:
-            return await with_retries(lambda: provider.chat(QUESTION, PARAMS), attempts=2)
-        finally:
-            await provider.aclose()
-
-    assert run(call()).text == Answer().text
+    assert run(_chat_with_retries(vendor.provider(), attempts=2)).text == Answer().text
     assert 1.0 <= time.monotonic() - started < 4 and len(vendor.requests) == 2
 
 
@@ -100,16 +99,8 @@ def test_status_codes_are_classified(vendor, status, retryable):
 
 def test_a_refused_request_is_not_retried(vendor):
     vendor.then(Fail(400, "bad request"), Answer())
-
-    async def call():
-        provider = vendor.provider()
-        try:
-            return await with_retries(lambda: provider.chat(QUESTION, PARAMS), attempts=3)
-        finally:
-            await provider.aclose()
-
     with pytest.raises(ProviderError):
-        run(call())
+        run(_chat_with_retries(vendor.provider(), attempts=3))
     assert len(vendor.requests) == 1
 
 
