@@ -34,8 +34,13 @@ $(CHROMIUM):
 test: $(INSTALLED) $(CHROMIUM)
 	$(VENV)/bin/pytest
 
-bench: $(INSTALLED)
-	$(PY) -m bench
+BENCH_INSTALLED := $(VENV)/.installed-bench
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(PIP) install -q -c constraints.txt -e '.[dev,bench]' $(QUIET_PIP)
+	touch $@
+
+bench: $(BENCH_INSTALLED)
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) -m bench
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

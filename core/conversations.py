@@ -19,7 +19,7 @@ from core.schemas import Channel, Conversation, Feedback, Message, Rating, Sourc
 from core.tenancy import new_id
 
 _CONVERSATION_COLUMNS = "id, channel, handoff_requested, metadata, created_at, updated_at"
-_MESSAGE_COLUMNS = "id, conversation_id, role, text, sources, tier, latency_ms, created_at"
+_MESSAGE_COLUMNS = "id, conversation_id, role, text, sources, tier, model, latency_ms, created_at"
 
 
 async def emit(conn: AsyncConnection, *, tenant_id: str, type: str, payload: dict[str, Any]) -> str:
@@ -97,8 +97,9 @@ WITH conversation AS (
        SET updated_at = now(), handoff_requested = c.handoff_requested OR %(handoff)s
       FROM conversation WHERE c.id = conversation.id
 ), message AS (
-    INSERT INTO messages (id, tenant_id, conversation_id, role, text, sources, tier, latency_ms)
-    SELECT %(message_id)s, %(tenant_id)s, conversation.id, %(role)s, %(text)s, %(sources)s, %(tier)s, %(latency_ms)s
+    INSERT INTO messages (id, tenant_id, conversation_id, role, text, sources, tier, model, latency_ms)
+    SELECT %(message_id)s, %(tenant_id)s, conversation.id, %(role)s, %(text)s, %(sources)s, %(tier)s, %(model)s,
+           %(latency_ms)s
       FROM conversation
     RETURNING {_MESSAGE_COLUMNS}
 ), events AS (
@@ -127,16 +128,18 @@ async def add_message(
     text: str,
     sources: list[Source] = (),
     tier: str | None = None,
+    model: str | None = None,
     latency_ms: float | None = None,
     visitor_token: str | None = None,
     handoff_reason: str | None = None,
+    message_id: str | None = None,
 ) -> Message | None:
     """Add a message (and its outbox event) to the tenant's conversation; None if there is no such conversation.
 
     With `visitor_token`, only the conversation that token started is found. With `handoff_reason`, the
     conversation also asks for a human, reported once however many messages ask.
     """
-    message_id = new_id("m")
+    message_id = message_id or new_id("m")
     cursor = await conn.execute(
         _ADD_MESSAGE,
         {
@@ -150,6 +153,7 @@ async def add_message(
             "text": text,
             "sources": Jsonb([source.model_dump() for source in sources]),
             "tier": tier,
+            "model": model,
             "latency_ms": latency_ms,
             "message_event": uuid.uuid4(),
             "handoff_event": uuid.uuid4(),
@@ -161,6 +165,7 @@ async def add_message(
                     "text": text,
                     "sources": [source.document_id for source in sources],
                     "tier": tier,
+                    "model": model,
                     "latency_ms": latency_ms,
                 }
             ),

@@ -1,7 +1,8 @@
 """The metrics store: model usage per answer, in PostgreSQL (a TimescaleDB hypertable when the server has Timescale).
 
-Each usage row is written together with its `usage.recorded` outbox event, in one statement, so the lakehouse sees
-exactly what the budget checks see.
+Each usage row is written together with its `usage.recorded` outbox event and, when it cost anything, the tenant's
+running monthly total, in one statement: the lakehouse sees exactly what the budget checks see, and a budget check reads
+one row instead of summing a month of usage.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ WITH row AS (
     VALUES (%(tenant_id)s, %(conversation_id)s, %(message_id)s, %(tier)s, %(provider)s, %(model)s, %(input_tokens)s,
             %(output_tokens)s, %(cost_usd)s, %(latency_ms)s, %(cache_hit)s, %(outcome)s)
     RETURNING at
+), spend AS (
+    INSERT INTO usage_monthly AS total (tenant_id, month, cost_usd)
+    SELECT %(tenant_id)s, date_trunc('month', row.at AT TIME ZONE 'UTC')::date, %(cost_usd)s FROM row
+     WHERE %(cost_usd)s > 0
+    ON CONFLICT (tenant_id, month) DO UPDATE SET cost_usd = total.cost_usd + excluded.cost_usd
 )
 INSERT INTO outbox (event_id, tenant_id, type, payload)
 SELECT %(event_id)s, %(tenant_id)s, 'usage.recorded', %(payload)s::jsonb || jsonb_build_object('at', row.at) FROM row
@@ -76,12 +82,18 @@ async def usage_summary(
     return await cursor.fetchall()
 
 
-async def spent_since(conn: AsyncConnection, *, tenant_id: str, since: datetime) -> float:
-    """What the tenant's answers cost since `since` (budgets ask for the month so far)."""
-    cursor = await conn.execute(
-        "SELECT coalesce(sum(cost_usd), 0)::float8 AS spent FROM usage WHERE tenant_id = %s AND at >= %s",
-        (tenant_id, since),
-    )
+# The month in UTC, as usage_monthly keys it; shared by spent_this_month and the per-turn routing read.
+MONTH_SPEND = """coalesce((SELECT cost_usd FROM usage_monthly
+                            WHERE tenant_id = %(tenant_id)s
+                              AND month = date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0)::float8"""
+CONVERSATION_SPEND = """coalesce((SELECT sum(cost_usd) FROM usage
+                                   WHERE tenant_id = %(tenant_id)s AND conversation_id = %(conversation_id)s),
+                                  0)::float8"""
+
+
+async def spent_this_month(conn: AsyncConnection, *, tenant_id: str) -> float:
+    """What the tenant's answers cost this calendar month (UTC): what budgets are checked against."""
+    cursor = await conn.execute(f"SELECT {MONTH_SPEND} AS spent", {"tenant_id": tenant_id})
     return (await cursor.fetchone())["spent"]
 
 

@@ -201,6 +201,7 @@ class Message(BaseModel):
     text: str
     sources: list[Source]
     tier: str | None
+    model: str | None = None  # provider/model that wrote an answer; None for the free tiers
     latency_ms: float | None
     created_at: datetime
 
@@ -217,7 +218,8 @@ class Reply(BaseModel):
     message_id: str
     text: str
     sources: list[Source]
-    tier: str
+    tier: str  # cache, kb, local or llm
+    model: str | None = None  # provider/model for the llm tier (and an llm answer served from the cache)
     handoff_offered: bool
 
 

@@ -47,8 +47,12 @@ class Settings(BaseSettings):
     # Unset: the calibrated default of the knowledge-base answerer (core/llm/kb.py).
     answer_min_score: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
     demo_data_dir: Path = Path("../shared/data")
-    # LLM providers, their models and prices (core/llm/catalog.py); unset: only the built-in knowledge-base tier.
+    # LLM providers, their models and prices (core/llm/catalog.py); unset: only the built-in free tiers.
     providers_file: Path | None = None
+    # The `local` tier's GGUF model (needs the `local` extra); unset: the extra's SmolLM2 file when it is installed.
+    local_model: Path | None = None
+    # Cosine similarity for a semantic-cache hit; unset: the calibrated default (core/llm/cache.py).
+    cache_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     # Built models (the ONNX encoder); unset: under data_dir. Share one folder between data directories to build once.
     models_dir: Path | None = None
     db_pool_min: Annotated[int, Field(ge=1)] = 1

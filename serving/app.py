@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -14,8 +15,13 @@ from core.db import open_database
 from core.embeddings import DIM, AsyncEncoder, OnnxEncoder
 from core.kb.service import KnowledgeBase
 from core.limits import RateLimiter
-from core.llm.catalog import load_catalog
-from core.llm.kb import KnowledgeBaseAnswerer
+from core.llm.base import Provider
+from core.llm.cache import SemanticCache
+from core.llm.catalog import build_providers, load_catalog
+from core.llm.kb import KnowledgeBaseAnswerer, KnowledgeBaseProvider
+from core.llm.local import INSTALL, LocalProvider, default_model_path
+from core.llm.orchestrator import LOCAL, Orchestrator
+from core.llm.router import Router
 from core.settings import Settings, load_settings
 from core.vectors import VectorStore, open_vector_store
 from serving.cors import WidgetCorsMiddleware
@@ -34,6 +40,22 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def _given(**options: object) -> dict[str, object]:
+    """The options that are set: an unset setting leaves the component's calibrated default."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _local_provider(settings: Settings) -> LocalProvider | None:
+    """The `local` tier's model when one is configured or the `local` extra is installed; loaded at its first use."""
+    path = settings.local_model or default_model_path()
+    if path is None:
+        return None
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise RuntimeError(f"PARLEY_LOCAL_MODEL is {path}, but the `local` extra is not installed: {INSTALL}")
+    # One thread: beside the app on a small server, llama.cpp's second thread busy-waits (bench/local_tier.py).
+    return LocalProvider(name=LOCAL, model_path=path, n_threads=1)
+
+
 def create_app(
     settings: Settings | None = None, *, encoder: AsyncEncoder | None = None, vectors: VectorStore | None = None
 ) -> FastAPI:
@@ -45,6 +67,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        providers: dict[str, Provider] = {}
         async with open_database(settings) as db:
             store = vectors or await asyncio.to_thread(open_vector_store, settings, dim=DIM)
             try:
@@ -54,13 +77,30 @@ def create_app(
                 app.state.db = db
                 app.state.vectors = store
                 app.state.kb = KnowledgeBase(db=db, vectors=store, encoder=app.state.encoder)
-                answerer = KnowledgeBaseAnswerer(min_score=settings.answer_min_score)
-                app.state.chat = ChatService(db=db, kb=app.state.kb, answerer=answerer)
                 app.state.rate_limiter = RateLimiter()
-                app.state.catalog = load_catalog(settings.providers_file)
+                app.state.catalog = catalog = load_catalog(settings.providers_file)
+                providers.update(build_providers(catalog))
+                local = _local_provider(settings)
+                if local is not None:
+                    providers[local.name] = local
+                app.state.router = Router(providers=providers, catalog=catalog)
+                app.state.cache = SemanticCache(db=db, **_given(threshold=settings.cache_threshold))
+                answerer = KnowledgeBaseAnswerer(min_score=settings.answer_min_score)
+                orchestrator = Orchestrator(
+                    encoder=app.state.encoder,
+                    kb=app.state.kb,
+                    kb_provider=KnowledgeBaseProvider(answerer),
+                    router=app.state.router,
+                    catalog=catalog,
+                    cache=app.state.cache,
+                    local_model=local.model_path.stem if local is not None else None,
+                )
+                app.state.chat = ChatService(db=db, orchestrator=orchestrator)
                 _freeze_startup_objects()
                 yield
             finally:
+                for provider in providers.values():
+                    await provider.aclose()
                 if encoder is None:
                     app.state.encoder.close()
                 if vectors is None:

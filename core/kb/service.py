@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from psycopg import errors
 
 from core.db import Database
@@ -19,6 +20,7 @@ from core.embeddings import AsyncEncoder
 from core.kb import store
 from core.kb.chunking import Chunk, chunk_text
 from core.kb.parsing import ParsedDocument
+from core.llm import cache as answer_cache
 from core.schemas import UploadedDocument
 from core.vectors import ChunkPoint, VectorHit, VectorStore
 
@@ -157,6 +159,7 @@ class KnowledgeBase:
                         source_url=source_url,
                         metadata={**(metadata or {}), **p.parsed.metadata},
                     )
+                await answer_cache.invalidate(conn, tenant_id=tenant_id)
                 await asyncio.to_thread(self.vectors.upsert, tenant_id=tenant_id, points=points)
         except BaseException:
             await self._forget_vectors(tenant_id=tenant_id, document_ids=[p.document_id for p in prepared])
@@ -174,12 +177,17 @@ class KnowledgeBase:
         async with self.db.transaction() as conn:
             if not await store.delete_document(conn, tenant_id=tenant_id, document_id=document_id):
                 return False
+            await answer_cache.invalidate(conn, tenant_id=tenant_id)
             # Inside the transaction: if the index refuses, the rows stay and the caller can retry.
             await asyncio.to_thread(self.vectors.delete_document, tenant_id=tenant_id, document_id=document_id)
         return True
 
-    async def search(self, *, tenant_id: str, query: str, limit: int) -> list[VectorHit]:
-        dense = await self.encoder.encode_one(query)
+    async def search(
+        self, *, tenant_id: str, query: str, limit: int, dense: np.ndarray | None = None
+    ) -> list[VectorHit]:
+        """Hybrid search for `query`; pass its embedding as `dense` when the caller already has it."""
+        if dense is None:
+            dense = await self.encoder.encode_one(query)
         if self.vectors.searches_under_the_gil:
             return self.vectors.search(tenant_id=tenant_id, dense=dense, text=query, limit=limit)
         return await asyncio.to_thread(self.vectors.search, tenant_id=tenant_id, dense=dense, text=query, limit=limit)

@@ -52,7 +52,8 @@ class AnthropicProvider:
         input_tokens = output_tokens = 0
         stop_reason = None
         async with http.open_stream(self._client, self.name, PATH, payload, timeout_s=params.timeout_s) as response:
-            async for event, data in http.sse_events(self.name, response):
+            events = http.sse_events(self.name, response)
+            async for event, data in events:
                 body = http.parse_json(self.name, data)
                 kind = body.get("type", event)
                 if kind == "message_start":
@@ -66,6 +67,7 @@ class AnthropicProvider:
                     stop_reason = (body.get("delta") or {}).get("stop_reason") or stop_reason
                 elif kind == "message_stop":
                     yield Delta(usage=Usage(input_tokens, output_tokens), finish_reason=stop_reason)
+                    await http.drain(events)
                     return
                 elif kind == "error":
                     error = body.get("error") or {}

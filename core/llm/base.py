@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from core.schemas import Source
+    from core.vectors import VectorHit
 
 Role = Literal["system", "user", "assistant"]
 
@@ -27,6 +31,9 @@ class ChatParams:
     temperature: float = 0.2
     # Whole call for chat(); time to the first token, then between tokens, for stream().
     timeout_s: float = 30.0
+    # What retrieval found for this question: the knowledge-base provider answers from it (an LLM reads it in its
+    # prompt, core/llm/prompt.py).
+    passages: tuple[VectorHit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,9 @@ class Completion:
     model: str
     usage: Usage
     finish_reason: str | None
+    sources: tuple[Source, ...] = ()
+    # False when the provider itself knows it has no good answer (the knowledge base found nothing close enough).
+    confident: bool = True
 
 
 @dataclass(frozen=True)

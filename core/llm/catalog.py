@@ -79,8 +79,9 @@ class Catalog(BaseModel):
     @field_validator("providers", mode="before")
     @classmethod
     def _no_reserved_names(cls, providers):
-        if isinstance(providers, Mapping) and "kb" in providers:
-            raise ValueError("'kb' is the built-in knowledge-base tier; name the provider otherwise")
+        for reserved in ("kb", "local", "cache"):
+            if isinstance(providers, Mapping) and reserved in providers:
+                raise ValueError(f"'{reserved}' is a built-in tier; name the provider otherwise")
         return providers
 
     def model(self, provider: str, model: str) -> ModelSpec | None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
 from core.kb.chunking import sentences
+from core.llm.base import ChatMessage, ChatParams, Completion, Delta, Usage
 from core.schemas import Source
 from core.vectors import VectorHit
 
@@ -75,7 +76,7 @@ class KnowledgeBaseAnswerer:
             document_id = hit.payload["document_id"]
             cited.setdefault(document_id, hit)
             parts.append(f"{sentence} [{list(cited).index(document_id) + 1}]")
-        return Answer(text=" ".join(parts), sources=[_source(hit) for hit in cited.values()], confident=True)
+        return Answer(text=" ".join(parts), sources=[source_of(hit) for hit in cited.values()], confident=True)
 
     def _choose_sentences(self, question: str, passages: list[VectorHit]) -> list[tuple[VectorHit, str]]:
         # Neighbouring chunks share a sentence (chunking overlaps them), so each sentence is a candidate once.
@@ -105,7 +106,7 @@ class KnowledgeBaseAnswerer:
         return [(hit, sentence) for _, _, hit, sentence in picked]
 
 
-def _source(hit: VectorHit) -> Source:
+def source_of(hit: VectorHit) -> Source:
     return Source(
         document_id=hit.payload["document_id"],
         chunk_id=hit.chunk_id,
@@ -113,6 +114,40 @@ def _source(hit: VectorHit) -> Source:
         source_url=hit.payload.get("source_url"),
         score=round(hit.dense_score, 4),
     )
+
+
+class KnowledgeBaseProvider:
+    """The answerer behind the provider interface, so the free tier is called like any model: it answers the last user
+    message from the passages retrieval found (`params.passages`), costs nothing, and says whether it was confident."""
+
+    name = TIER
+
+    def __init__(self, answerer: KnowledgeBaseAnswerer) -> None:
+        self.answerer = answerer
+
+    def _answer(self, messages: Sequence[ChatMessage], params: ChatParams) -> Answer:
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        return self.answerer.answer(question=question, hits=list(params.passages))
+
+    async def chat(self, messages: Sequence[ChatMessage], params: ChatParams) -> Completion:
+        answer = self._answer(messages, params)
+        return Completion(
+            text=answer.text,
+            model=TIER,
+            usage=Usage(0, 0),
+            finish_reason="stop",
+            sources=tuple(answer.sources),
+            confident=answer.confident,
+        )
+
+    async def stream(self, messages: Sequence[ChatMessage], params: ChatParams) -> AsyncIterator[Delta]:
+        completion = await self.chat(messages, params)
+        for piece in stream_words(completion.text):
+            yield Delta(text=piece)
+        yield Delta(usage=completion.usage, finish_reason="stop")
+
+    async def aclose(self) -> None:
+        return None
 
 
 def stream_words(text: str, *, words_per_chunk: int = 3) -> Iterator[str]:

@@ -57,8 +57,10 @@ class OpenAIProvider:
         payload = self._payload(messages, params, stream=True)
         finish_reason = None
         async with http.open_stream(self._client, self.name, PATH, payload, timeout_s=params.timeout_s) as response:
-            async for _, data in http.sse_events(self.name, response):
+            events = http.sse_events(self.name, response)
+            async for _, data in events:
                 if data.strip() == "[DONE]":
+                    await http.drain(events)
                     return
                 chunk = http.parse_json(self.name, data)
                 if "error" in chunk:  # some servers report a failure mid-stream as an event

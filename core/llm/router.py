@@ -18,6 +18,7 @@ from core.llm.catalog import Catalog
 from core.llm.resilience import BreakerState, CircuitBreaker, with_retries
 
 ATTEMPTS_PER_ROUTE = 2
+LATENCY_WEIGHT = 0.2  # of the newest answer in a route's moving average: recent enough to notice a slow vendor
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Routed:
 
 @dataclass
 class RoutedStream:
-    """Deltas of the answering route; `route`, `usage` and `cost_usd` are set once the stream has finished."""
+    """Deltas of the answering route: `route` is set at its first token, `usage` and `cost_usd` when it finishes."""
 
     deltas: AsyncIterator[Delta]
     skipped: list[str] = field(default_factory=list)
@@ -69,6 +70,7 @@ class Router:
         self._catalog = catalog
         self._new_breaker = new_breaker
         self._breakers: dict[Route, CircuitBreaker] = {}
+        self._latency_ms: dict[Route, float] = {}
         self._attempts = attempts
 
     def breaker(self, route: Route) -> CircuitBreaker:
@@ -80,17 +82,28 @@ class Router:
         """For /readyz and metrics: every route that has been called, with its breaker's state."""
         return {str(route): breaker.state for route, breaker in self._breakers.items()}
 
+    def latency_ms(self) -> dict[Route, float]:
+        """Each route's moving average time to answer (to the first token when streamed), for the `latency` strategy."""
+        return dict(self._latency_ms)
+
+    def _measured(self, route: Route, started: float) -> float:
+        elapsed = round((time.perf_counter() - started) * 1000, 2)
+        previous = self._latency_ms.get(route)
+        self._latency_ms[route] = elapsed if previous is None else previous + LATENCY_WEIGHT * (elapsed - previous)
+        return elapsed
+
     def _params(self, route: Route, *, max_tokens: int, temperature: float) -> ChatParams:
-        spec = self._catalog.providers[route.provider]
-        return ChatParams(model=route.model, max_tokens=max_tokens, temperature=temperature, timeout_s=spec.timeout_s)
+        spec = self._catalog.providers.get(route.provider)  # None: a built-in provider (the local model)
+        timeout_s = spec.timeout_s if spec else ChatParams.timeout_s
+        return ChatParams(model=route.model, max_tokens=max_tokens, temperature=temperature, timeout_s=timeout_s)
 
     def _cost(self, route: Route, usage: Usage) -> float:
         model = self._catalog.model(route.provider, route.model)
         return model.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens) if model else 0.0
 
     def _usable(self, route: Route, skipped: list[str]) -> bool:
-        if route.provider not in self._providers or self._catalog.model(route.provider, route.model) is None:
-            skipped.append(f"{route}: not in providers.yaml")
+        if route.provider not in self._providers:
+            skipped.append(f"{route}: no such provider configured")
             return False
         if not self.breaker(route).allow():
             skipped.append(f"{route}: circuit open")
@@ -138,7 +151,7 @@ class Router:
                 route=route,
                 usage=completion.usage,
                 cost_usd=self._cost(route, completion.usage),
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                latency_ms=self._measured(route, started),
                 skipped=tuple(skipped),
             )
         raise NoRouteAvailable(skipped)
@@ -162,9 +175,12 @@ class Router:
                 provider, breaker = self._providers[route.provider], self.breaker(route)
                 params = self._params(route, max_tokens=max_tokens, temperature=temperature)
                 sent_any = False
+                started = time.perf_counter()
                 try:
                     async for delta in provider.stream(messages, params):
-                        sent_any = sent_any or bool(delta.text)
+                        if delta.text and not sent_any:
+                            self._measured(route, started)
+                            result.route, sent_any = route, True
                         if delta.usage is not None:
                             result.usage, result.cost_usd = delta.usage, self._cost(route, delta.usage)
                         yield delta

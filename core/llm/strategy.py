@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from psycopg import AsyncConnection
 
 from core.llm.catalog import Catalog
 from core.llm.policy import TenantPolicy, get_policy
 from core.llm.router import Route
-from core.metrics import spent_since
+from core.metrics import spent_this_month
 
 
 @dataclass(frozen=True)
@@ -72,21 +71,12 @@ def paid_chain(
     return Decision(ordered, f"{policy.strategy} strategy")
 
 
-def month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 async def decide(
-    conn: AsyncConnection,
-    *,
-    tenant_id: str,
-    catalog: Catalog,
-    conversation_cost_usd: float = 0.0,
-    now: datetime | None = None,
+    conn: AsyncConnection, *, tenant_id: str, catalog: Catalog, conversation_cost_usd: float = 0.0
 ) -> Decision:
     """The tenant's paid chain right now: its stored policy against what it has spent this month."""
     policy = await get_policy(conn, tenant_id=tenant_id)
-    spent = await spent_since(conn, tenant_id=tenant_id, since=month_start(now or datetime.now(UTC)))
+    spent = await spent_this_month(conn, tenant_id=tenant_id)
     return paid_chain(
         policy=policy, catalog=catalog, spent_this_month_usd=spent, conversation_cost_usd=conversation_cost_usd
     )

@@ -4,18 +4,19 @@ a widget visitor reaches only conversations it started (the visitor token proves
 
 from __future__ import annotations
 
-import functools
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import StreamingResponse
 
 from core import conversations
 from core.conversations import new_visitor_token
-from core.llm.kb import stream_words
+from core.llm import cache as answer_cache
 from core.schemas import (
     Channel,
     ChatTurn,
@@ -25,6 +26,7 @@ from core.schemas import (
     Feedback,
     FeedbackCreate,
     MessageCreate,
+    Rating,
     Reply,
 )
 from core.tenancy import Permission as P
@@ -32,6 +34,7 @@ from serving.deps import ChatDep, DbDep, SettingsDep, TenantScope, tenant_access
 from serving.problems import Problem, problem_responses
 from serving.services.chat import Turn
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["conversations"], responses=problem_responses(401, 403, 404, 422, 429))
 
 ChatScope = Annotated[TenantScope, tenant_access(P.CHAT)]
@@ -92,14 +95,16 @@ async def read_conversation(
 
 
 def _chat_turn(message_id: str, turn: Turn) -> ChatTurn:
+    answered = turn.answered
     return ChatTurn(
         message_id=message_id,
         reply=Reply(
-            message_id=turn.reply.id,
-            text=turn.answer.text,
-            sources=turn.answer.sources,
-            tier=turn.answer.tier,
-            handoff_offered=not turn.answer.confident,
+            message_id=turn.reply.id if turn.reply else "",
+            text=answered.text,
+            sources=answered.sources,
+            tier=answered.tier,
+            model=answered.model,
+            handoff_offered=not answered.confident,
         ),
         latency_ms=turn.latency_ms,
     )
@@ -139,22 +144,30 @@ async def send_message(
     )
     if accepted is None:
         raise _no_conversation(conversation_id)
-    answer = functools.partial(
-        chat.answer, tenant_id=scope.tenant_id, conversation_id=conversation_id, question=body.text, started=started
-    )
+    asked = {"tenant_id": scope.tenant_id, "conversation_id": conversation_id, "question": body.text}
     if "text/event-stream" not in request.headers.get("accept", ""):
-        return _chat_turn(accepted.id, await answer())
+        return _chat_turn(accepted.message.id, await chat.answer(**asked, accepted=accepted, started=started))
 
     async def events() -> AsyncIterator[bytes]:
-        yield _sse("message", {"message_id": accepted.id, "conversation_id": accepted.conversation_id})
+        yield _sse("message", {"message_id": accepted.message.id, "conversation_id": conversation_id})
+        streamed = chat.stream(**asked, accepted=accepted, started=started)
+        failed = False
         try:
-            turn = await answer()
+            async for piece in streamed.pieces:
+                yield _sse("token", {"text": piece})
         except Exception:
+            log.exception("answering failed")
+            failed = True
+        finally:
+            # Recorded even if the customer has gone: the answer was made and its tokens paid for.
+            with anyio.CancelScope(shield=True):
+                turn = await streamed.finish()
+        if failed or turn.reply is None:
             yield _sse("error", {"title": "The answer failed", "detail": "Your message was kept; please try again."})
-            raise
-        for piece in stream_words(turn.answer.text):
-            yield _sse("token", {"text": piece})
-        yield _sse("done", _chat_turn(accepted.id, turn).model_dump(mode="json"))
+            return
+        if turn.answered.outcome == "error":
+            yield _sse("error", {"title": "The answer broke off", "detail": "Part of the answer was lost."})
+        yield _sse("done", _chat_turn(accepted.message.id, turn).model_dump(mode="json"))
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -201,6 +214,9 @@ async def give_feedback(
             comment=body.comment,
             conversation_id=conversation_id,
         )
+        if feedback is not None and feedback.rating is Rating.DOWN:
+            # A disliked answer is never served again from the cache, to anyone of this tenant.
+            await answer_cache.evict_answer(conn, tenant_id=scope.tenant_id, message_id=message_id)
     if feedback is None:
         raise Problem(404, f"No answer '{message_id}' to rate.", kind="not-found")
     return feedback

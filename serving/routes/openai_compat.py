@@ -1,35 +1,43 @@
 """An OpenAI-compatible face: `POST /v1/chat/completions` and `GET /v1/models`, authenticated with a tenant API key.
 
-The official `openai` client pointed at Parley's base URL works unchanged. `model` is a Parley alias (`parley-auto` lets
-the router pick the tier; `parley-kb` asks for the knowledge-base answerer). Each call is recorded as a conversation on
-the `openai` channel, with its outbox events, like any other chat. Token counts are estimates (4 characters a token)
-until the router meters real provider usage. Extra fields a client sends (temperature, max_tokens...) are accepted and
-ignored by the knowledge-base tier.
+The official `openai` client pointed at Parley's base URL works unchanged. `model` is `parley-auto` (the tenant's
+routing policy picks the tier), `parley-kb` (the knowledge-base answerer only), or one `provider/model` the tenant's
+policy allows (its budget still applies; when that model cannot answer, the knowledge base does). Each call is
+recorded as a conversation on the `openai` channel, with its outbox events and usage row, like any other chat. The
+`usage` block carries the model's real token counts; the free tiers, which read no tokens, report estimates (four
+characters a token). The `parley` block says which tier and model answered, and from which sources. The client's
+system messages are not forwarded: the tenant's policy and knowledge base decide what the assistant may say.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from core import conversations
-from core.llm.kb import stream_words
+from core.llm import base, routing
+from core.llm.policy import TenantPolicy
 from core.schemas import Channel
 from core.tenancy import Permission as P
 from serving.deps import ChatDep, DbDep, SettingsDep, TenantScope, tenant_access
 from serving.problems import Problem, problem_responses
 from serving.routes.conversations import SSE_HEADERS
+from serving.services.chat import Accepted, Turn
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses=problem_responses(401, 403, 404, 422, 429))
 
-MODELS = {"parley-auto": "Parley picks the cheapest tier that answers well", "parley-kb": "the knowledge-base answerer"}
+ALIASES = {"parley-auto": None, "parley-kb": ("kb",)}  # alias -> the tiers it stands for (None: the policy's)
 _CREATED = 1_767_225_600  # 2026-01-01: when these aliases were introduced
 
 
@@ -55,17 +63,74 @@ class ChatCompletionRequest(BaseModel):
     model: str
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=500)]
     stream: bool = False
+    max_tokens: Annotated[int, Field(ge=1, le=32_000)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=32_000)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
 
 
-def _tokens(text: str) -> int:
+def _estimated_tokens(text: str) -> int:
     return max(1, round(len(text) / 4))
 
 
-@router.get("/models", summary="The model aliases a tenant can ask for")
-async def list_models(scope: Annotated[TenantScope, tenant_access(P.CHAT)]) -> dict[str, Any]:
+def _allowed_models(policy: TenantPolicy) -> list[str]:
+    return policy.allowed_models or policy.paid_tiers
+
+
+def _tiers(model: str, policy: TenantPolicy) -> tuple[str, ...] | None:
+    if model in ALIASES:
+        return ALIASES[model]
+    if model in _allowed_models(policy):
+        return (model,)
+    names = ", ".join([*ALIASES, *_allowed_models(policy)])
+    raise Problem(
+        404, f"The model '{model}' does not exist or is not allowed; use one of {names}.", kind="model-not-found"
+    )
+
+
+@router.get("/models", summary="The models a tenant can ask for: Parley's aliases and the models its policy allows")
+async def list_models(scope: Annotated[TenantScope, tenant_access(P.CHAT)], db: DbDep) -> dict[str, Any]:
+    async with db.connection() as conn:
+        context = await routing.read_context(conn, tenant_id=scope.tenant_id, conversation_id=None)
+    owners = {name: "parley" for name in ALIASES} | {
+        name: name.split("/", 1)[0] for name in _allowed_models(context.policy)
+    }
     return {
         "object": "list",
-        "data": [{"id": name, "object": "model", "created": _CREATED, "owned_by": "parley"} for name in MODELS],
+        "data": [
+            {"id": name, "object": "model", "created": _CREATED, "owned_by": owner} for name, owner in owners.items()
+        ],
+    }
+
+
+def _history(body: ChatCompletionRequest) -> list[base.ChatMessage]:
+    """The turns before the last user message; system and tool messages are not forwarded."""
+    last_user = max(i for i, m in enumerate(body.messages) if m.role == "user" and m.text())
+    return [
+        base.ChatMessage(m.role, m.text())
+        for m in body.messages[:last_user]
+        if m.role in ("user", "assistant") and m.text()
+    ]
+
+
+def _usage(question: str, turn: Turn) -> dict[str, int]:
+    answered = turn.answered
+    if answered.usage.input_tokens or answered.usage.output_tokens:
+        prompt, completion = answered.usage.input_tokens, answered.usage.output_tokens
+    else:
+        prompt, completion = _estimated_tokens(question), _estimated_tokens(answered.text)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _parley(conversation_id: str, turn: Turn) -> dict[str, Any]:
+    answered = turn.answered
+    return {
+        "conversation_id": conversation_id,
+        "message_id": turn.reply.id if turn.reply else None,
+        "tier": answered.tier,
+        "model": answered.model,
+        "cost_usd": answered.cost_usd,
+        "sources": [source.model_dump() for source in answered.sources],
+        "handoff_offered": not answered.confident,
     }
 
 
@@ -82,10 +147,6 @@ async def chat_completions(
     settings: SettingsDep,
 ):
     started = time.perf_counter()
-    if body.model not in MODELS:
-        raise Problem(
-            404, f"The model '{body.model}' does not exist; use one of {', '.join(MODELS)}.", kind="model-not-found"
-        )
     question = next((m.text() for m in reversed(body.messages) if m.role == "user" and m.text()), "")
     if not question:
         raise Problem(422, "messages: no user message with text", kind="validation-error")
@@ -95,39 +156,48 @@ async def chat_completions(
             f"messages: the last user message exceeds {settings.max_message_chars} characters",
             kind="validation-error",
         )
+    async with db.connection() as conn:
+        context = await routing.read_context(conn, tenant_id=scope.tenant_id, conversation_id=None)
+    tiers = _tiers(body.model, context.policy)
+    history = _history(body)
     async with db.transaction() as conn:
         conversation = await conversations.create_conversation(
             conn, tenant_id=scope.tenant_id, channel=Channel.OPENAI, metadata={"model": body.model}
         )
-    await chat.accept(tenant_id=scope.tenant_id, conversation_id=conversation.id, text=question)
-    turn = await chat.answer(
-        tenant_id=scope.tenant_id, conversation_id=conversation.id, question=question, started=started
-    )
+        message = await conversations.add_message(
+            conn, tenant_id=scope.tenant_id, conversation_id=conversation.id, role="user", text=question
+        )
+    earlier = sum(1 for m in history if m.role == "user")
+    accepted = Accepted(message=message, context=replace(context, earlier_questions=earlier))
+
+    async def given_history():
+        return history
+
+    asked = {
+        "tenant_id": scope.tenant_id,
+        "conversation_id": conversation.id,
+        "question": question,
+        "accepted": accepted,
+        "started": started,
+        "history": given_history,
+        "tiers": tiers,
+        "max_tokens": body.max_completion_tokens or body.max_tokens or 512,
+        "temperature": 0.2 if body.temperature is None else body.temperature,
+    }
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
-    parley = {
-        "conversation_id": conversation.id,
-        "message_id": turn.reply.id,
-        "tier": turn.answer.tier,
-        "sources": [source.model_dump() for source in turn.answer.sources],
-        "handoff_offered": not turn.answer.confident,
-    }
-    usage = {
-        "prompt_tokens": _tokens(question),
-        "completion_tokens": _tokens(turn.answer.text),
-        "total_tokens": _tokens(question) + _tokens(turn.answer.text),
-    }
     if not body.stream:
+        turn = await chat.answer(**asked)
         return {
             "id": completion_id,
             "object": "chat.completion",
             "created": created,
             "model": body.model,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": turn.answer.text}, "finish_reason": "stop"}
+                {"index": 0, "message": {"role": "assistant", "content": turn.answered.text}, "finish_reason": "stop"}
             ],
-            "usage": usage,
-            "parley": parley,
+            "usage": _usage(question, turn),
+            "parley": _parley(conversation.id, turn),
         }
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
@@ -142,10 +212,23 @@ async def chat_completions(
         return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
     async def events() -> AsyncIterator[bytes]:
+        streamed = chat.stream(**asked)
         yield chunk({"role": "assistant", "content": ""})
-        for piece in stream_words(turn.answer.text):
-            yield chunk({"content": piece})
-        yield chunk({}, "stop", usage=usage, parley=parley)
+        failed = False
+        try:
+            async for piece in streamed.pieces:
+                yield chunk({"content": piece})
+        except Exception:
+            log.exception("answering failed")
+            failed = True
+        finally:
+            with anyio.CancelScope(shield=True):  # recorded even if the client has gone: the tokens were paid for
+                turn = await streamed.finish()
+        if failed or turn.answered.outcome == "error":
+            error = {"message": "The answer broke off; please try again.", "type": "server_error"}
+            yield f"data: {json.dumps({'error': error})}\n\n".encode()
+            return
+        yield chunk({}, "stop", usage=_usage(question, turn), parley=_parley(conversation.id, turn))
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -1,30 +1,47 @@
-"""One chat turn: accept the message, retrieve from the tenant's knowledge base, answer, record the reply.
+"""One chat turn: accept the message, let the orchestrator pick the tier that answers, record the reply and its usage.
 
-The message is committed (with its outbox event) before any answering starts, so an accepted message survives whatever
-happens next; the reply is committed with its own event before a single word of it is sent. Each is one statement
-(core/conversations.py), so a turn costs the database three round trips, the caller's key lookup included.
+The customer's message is committed (with its outbox event) before any answering starts, so an accepted message
+survives whatever happens next. The reply is committed with its usage row when the answer is complete, also when the
+customer stopped listening halfway: the tokens were paid for. Each write is one statement, pipelined with the read it
+goes with, so a turn costs the database four round trips, the caller's key lookup included.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
 from core import conversations
 from core.db import Database
-from core.kb.service import KnowledgeBase
-from core.llm.kb import Answer, KnowledgeBaseAnswerer
+from core.llm import routing
+from core.llm.base import ChatMessage
+from core.llm.orchestrator import Answered, AnswerStream, Ask, Orchestrator
+from core.llm.routing import RoutingContext
+from core.metrics import UsageRecord, record_usage
 from core.schemas import Message
+from core.tenancy import new_id
 
-RETRIEVE = 5
 NO_CONFIDENT_ANSWER = "no confident answer"
 
 
 @dataclass(frozen=True)
+class Accepted:
+    message: Message
+    context: RoutingContext
+
+
+@dataclass(frozen=True)
 class Turn:
-    reply: Message
-    answer: Answer
+    reply: Message | None  # None when the answer broke off before it said anything
+    answered: Answered
     latency_ms: float
+
+
+@dataclass(frozen=True)
+class StreamedTurn:
+    pieces: AsyncIterator[str]
+    finish: Callable[[], Awaitable[Turn]]  # records the answer; call it also when the stream was cut short
 
 
 class ConversationGone(LookupError):
@@ -32,17 +49,20 @@ class ConversationGone(LookupError):
 
 
 class ChatService:
-    def __init__(self, *, db: Database, kb: KnowledgeBase, answerer: KnowledgeBaseAnswerer) -> None:
+    def __init__(self, *, db: Database, orchestrator: Orchestrator) -> None:
         self.db = db
-        self.kb = kb
-        self.answerer = answerer
+        self.orchestrator = orchestrator
 
     async def accept(
         self, *, tenant_id: str, conversation_id: str, text: str, visitor_token: str | None = None
-    ) -> Message | None:
-        """Record the customer's message; None if the caller has no such conversation (nothing is written)."""
-        async with self.db.connection() as conn:
-            return await conversations.add_message(
+    ) -> Accepted | None:
+        """Record the customer's message and read what routing needs; None if the caller has no such conversation
+        (nothing is written)."""
+        async with self.db.connection() as conn, conn.pipeline():
+            read = await conn.execute(
+                routing.READ, routing.read_params(tenant_id=tenant_id, conversation_id=conversation_id)
+            )
+            message = await conversations.add_message(
                 conn,
                 tenant_id=tenant_id,
                 conversation_id=conversation_id,
@@ -50,23 +70,81 @@ class ChatService:
                 text=text,
                 visitor_token=visitor_token,
             )
+            context = routing.from_row(await read.fetchone())
+        return Accepted(message=message, context=context) if message else None
 
-    async def answer(self, *, tenant_id: str, conversation_id: str, question: str, started: float) -> Turn:
-        hits = await self.kb.search(tenant_id=tenant_id, query=question, limit=RETRIEVE)
-        answer = self.answerer.answer(question=question, hits=hits)
+    def _ask(self, tenant_id: str, conversation_id: str, question: str, accepted: Accepted, **options) -> Ask:
+        async def history() -> Sequence[ChatMessage]:
+            if accepted.context.earlier_questions == 0:
+                return ()
+            async with self.db.connection() as conn:
+                messages = await conversations.list_messages(conn, tenant_id=tenant_id, conversation_id=conversation_id)
+            return [ChatMessage(m.role, m.text) for m in messages if m.id != accepted.message.id]
+
+        return Ask(
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            question=question,
+            context=accepted.context,
+            history=options.pop("history", history),
+            **options,
+        )
+
+    async def answer(
+        self, *, tenant_id: str, conversation_id: str, question: str, accepted: Accepted, started: float, **options
+    ) -> Turn:
+        """The whole answer, recorded. `options` go to the orchestrator's Ask (history, tiers, max_tokens...)."""
+        stream = await self.orchestrator.answer(self._ask(tenant_id, conversation_id, question, accepted, **options))
+        return await self._record(tenant_id, conversation_id, stream, started)
+
+    def stream(
+        self, *, tenant_id: str, conversation_id: str, question: str, accepted: Accepted, started: float, **options
+    ) -> StreamedTurn:
+        """The answer piece by piece; call `finish()` afterwards (also when the stream was cut short) to record it."""
+        stream = self.orchestrator.stream(self._ask(tenant_id, conversation_id, question, accepted, **options))
+
+        async def finish() -> Turn:
+            return await self._record(tenant_id, conversation_id, stream, started)
+
+        return StreamedTurn(pieces=stream.pieces, finish=finish)
+
+    async def _record(self, tenant_id: str, conversation_id: str, stream: AnswerStream, started: float) -> Turn:
+        answered = stream.answered
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        async with self.db.connection() as conn:
-            reply = await conversations.add_message(
-                conn,
-                tenant_id=tenant_id,
-                conversation_id=conversation_id,
-                role="assistant",
-                text=answer.text,
-                sources=answer.sources,
-                tier=answer.tier,
-                latency_ms=latency_ms,
-                handoff_reason=None if answer.confident else NO_CONFIDENT_ANSWER,
-            )
-        if reply is None:
+        if not answered.text:
+            answered = replace(answered, outcome="error")
+        message_id = new_id("m")
+        usage = UsageRecord(
+            tier=answered.tier,
+            outcome=answered.outcome,
+            provider=answered.provider if not answered.cache_hit else None,
+            model=answered.model.split("/", 1)[1] if answered.model and not answered.cache_hit else None,
+            input_tokens=answered.usage.input_tokens,
+            output_tokens=answered.usage.output_tokens,
+            cost_usd=answered.cost_usd,
+            latency_ms=latency_ms,
+            cache_hit=answered.cache_hit,
+            conversation_id=conversation_id,
+            message_id=message_id if answered.text else None,
+        )
+        reply = None
+        async with self.db.connection() as conn, conn.pipeline():
+            await record_usage(conn, tenant_id=tenant_id, record=usage)  # the tokens were spent either way
+            if answered.text:
+                reply = await conversations.add_message(
+                    conn,
+                    tenant_id=tenant_id,
+                    conversation_id=conversation_id,
+                    message_id=message_id,
+                    role="assistant",
+                    text=answered.text,
+                    sources=answered.sources,
+                    tier=answered.tier,
+                    model=answered.model,
+                    latency_ms=latency_ms,
+                    handoff_reason=None if answered.confident else NO_CONFIDENT_ANSWER,
+                )
+        if answered.text and reply is None:
             raise ConversationGone(conversation_id)
-        return Turn(reply=reply, answer=answer, latency_ms=latency_ms)
+        await stream.remember()
+        return Turn(reply=reply, answered=answered, latency_ms=latency_ms)

@@ -127,6 +127,7 @@ def test_every_accepted_event_is_in_the_outbox_once(client, shop, platform_db):
     assert [kind for kind, _, _ in events] == [
         "conversation.started",
         "message.created",
+        "usage.recorded",  # the answer's usage, written in the same round trip as the answer
         "message.created",
         "feedback.given",
     ]
@@ -136,6 +137,8 @@ def test_every_accepted_event_is_in_the_outbox_once(client, shop, platform_db):
         ("assistant", turn["reply"]["message_id"]),
     ]
     assert messages[1]["tier"] == "kb" and messages[1]["sources"]
+    (usage,) = [payload for kind, payload, _ in events if kind == "usage.recorded"]
+    assert usage["message_id"] == turn["reply"]["message_id"] and usage["tier"] == "kb" and usage["cost_usd"] == 0
     assert all(owner == tenant_id for _, _, owner in events)
 
 

@@ -157,4 +157,4 @@ def test_when_every_route_fails_the_caller_is_told_why(vendors):
     with pytest.raises(NoRouteAvailable) as failed:
         run_with(router, lambda r: r.complete(chain=[*CHAIN, Route("nowhere", "x")], messages=MESSAGES))
     assert [reason.split(":")[0] for reason in failed.value.skipped] == ["primary/big", "fallback/small", "nowhere/x"]
-    assert "not in providers.yaml" in failed.value.skipped[2]
+    assert "no such provider configured" in failed.value.skipped[2]

@@ -73,7 +73,7 @@ def test_a_tenant_sees_only_its_own_usage_and_spend(client, platform_db):
         db = await Database.open(platform_db)
         try:
             async with db.connection() as conn:
-                return await metrics.spent_since(conn, tenant_id=tenant_id, since=datetime.now(UTC) - timedelta(days=1))
+                return await metrics.spent_this_month(conn, tenant_id=tenant_id)
         finally:
             await db.close()
 

@@ -12,7 +12,7 @@ providers:
     api_key_env: OPENAI_API_KEY
     models:
       gpt-4o-mini: {input_per_mtok: 0.15, output_per_mtok: 0.60, context_tokens: 128000}
-  local:
+  ollama:
     protocol: openai
     base_url: http://127.0.0.1:8080/v1
     timeout_s: 5
@@ -29,8 +29,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_a_good_file_gives_providers_models_and_prices(tmp_path):
     catalog = load_catalog(write(tmp_path, GOOD), environ={"OPENAI_API_KEY": "sk-x"})
-    assert set(catalog.providers) == {"openai", "local"}
-    assert catalog.providers["local"].api_key_env is None and catalog.providers["local"].timeout_s == 5
+    assert set(catalog.providers) == {"openai", "ollama"}
+    assert catalog.providers["ollama"].api_key_env is None and catalog.providers["ollama"].timeout_s == 5
     mini = catalog.model("openai", "gpt-4o-mini")
     assert mini.cost(input_tokens=1_000_000, output_tokens=500_000) == pytest.approx(0.45)
     assert catalog.model("openai", "gpt-5") is None and load_catalog(None).providers == {}
@@ -49,7 +49,7 @@ def test_a_missing_key_names_its_variable(tmp_path):
         (GOOD.replace("protocol: openai", "protocol: cohere", 1), "providers.openai.protocol"),
         (GOOD.replace("input_per_mtok: 0.15", "input_per_mtok: -1"), "models.gpt-4o-mini.input_per_mtok"),
         (GOOD.replace("https://api.openai.com/v1", "not a url"), "providers.openai.base_url"),
-        ("providers:\n  kb:\n    protocol: openai\n", "'kb' is the built-in knowledge-base tier"),
+        ("providers:\n  kb:\n    protocol: openai\n", "'kb' is a built-in tier"),
         ("providers: [unclosed", "not valid YAML at line 1"),
     ],
 )

@@ -1,0 +1,247 @@
+"""Chat through the router: the tenant's policy picks the tier, a vendor stood in by a real HTTP server on 127.0.0.1
+answers or fails, the reply says who answered, usage is metered, budgets steer, and the semantic cache serves repeats
+only within one tenant, one knowledge-base version and one policy."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from tests.conftest import bearer, new_tenant
+from tests.fakes.vendors import Answer, Fail, serve_vendor
+from tests.integration.test_chat import parse_sse, say, start
+
+KB_TEXT = (
+    "Refunds are paid back to the original card within 14 days of the return arriving at our warehouse. "
+    "Store credit is issued at once if you prefer it."
+)
+# Near the refund policy (a passage the model is shown) but not close enough for the kb to answer with confidence.
+OFF_KB = "Can I return a gift without a receipt?"
+LLM_ANSWER = Answer(text="Yes, as store credit [1].", input_tokens=210, output_tokens=9)
+# acme/small: $0.15 / $0.60 per million tokens
+LLM_COST = (210 * 0.15 + 9 * 0.60) / 1_000_000
+
+PROVIDERS = """
+providers:
+  acme:
+    protocol: openai
+    base_url: {base_url}
+    timeout_s: 2
+    models:
+      small: {{input_per_mtok: 0.15, output_per_mtok: 0.6, context_tokens: 128000, quality: 0.8}}
+"""
+WITH_LLM = {"tiers": ["cache", "kb", "acme/small"]}
+
+
+@pytest.fixture(scope="module")
+def vendor():
+    with serve_vendor() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def llm_client(settings, encoder, vector_store, tmp_path_factory, vendor):
+    path = tmp_path_factory.mktemp("routing") / "providers.yaml"
+    path.write_text(PROVIDERS.format(base_url=vendor.base_url))
+    app = create_app(settings.model_copy(update={"providers_file": path}), encoder=encoder, vectors=vector_store)
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def fresh_script(vendor):
+    vendor.script.clear()
+    vendor.requests.clear()
+
+
+def tenant_with_kb(client, policy=None, name="routing"):
+    tenant_id, key = new_tenant(client, name)
+    uploaded = client.post("/v1/kb/documents", json={"title": "Refund policy", "text": KB_TEXT}, headers=bearer(key))
+    assert uploaded.status_code == 201, uploaded.text
+    if policy is not None:
+        put = client.put(f"/v1/tenants/{tenant_id}/policy", json=policy, headers=bearer(key))
+        assert put.status_code == 200, put.text
+    return tenant_id, key, uploaded.json()["id"]
+
+
+def ask(client, key, text):
+    conversation = start(client, key)
+    response = say(client, key, conversation["id"], text)
+    assert response.status_code == 200, response.text
+    return conversation["id"], response.json()["reply"]
+
+
+def usage_rows(platform_db, tenant_id):
+    with psycopg.connect(platform_db) as conn:
+        return conn.execute(
+            """SELECT tier, provider, model, input_tokens, output_tokens, cost_usd::float8, cache_hit, outcome,
+                      conversation_id, message_id
+                 FROM usage WHERE tenant_id = %s ORDER BY id""",
+            (tenant_id,),
+        ).fetchall()
+
+
+def test_the_kb_answers_what_it_knows_and_the_model_is_not_called(llm_client, vendor):
+    _, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    _, reply = ask(llm_client, key, "How long does a refund take?")
+    assert reply["tier"] == "kb" and reply["model"] is None and "14 days" in reply["text"]
+    assert vendor.requests == []
+
+
+def test_a_question_the_kb_cannot_answer_goes_to_the_model_with_the_passages(llm_client, vendor, platform_db):
+    tenant_id, key, document_id = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(LLM_ANSWER)
+    conversation_id, reply = ask(llm_client, key, OFF_KB)
+    assert reply["tier"] == "llm" and reply["model"] == "acme/small"
+    assert reply["text"] == LLM_ANSWER.text and reply["handoff_offered"] is False
+    assert [source["document_id"] for source in reply["sources"]] == [document_id], "the [1] citation is a source"
+    sent = vendor.requests[0]["body"]
+    assert sent["model"] == "small" and sent["messages"][0]["role"] == "system"
+    assert "Refunds are paid back" in sent["messages"][0]["content"] and sent["messages"][-1]["content"] == OFF_KB
+    (row,) = usage_rows(platform_db, tenant_id)[-1:]
+    assert row[:5] == ("llm", "acme", "small", 210, 9) and row[5] == pytest.approx(LLM_COST)
+    assert row[6:9] == (False, "ok", conversation_id) and row[9] == reply["message_id"]
+    transcript = llm_client.get(f"/v1/conversations/{conversation_id}", headers=bearer(key)).json()
+    assert transcript["messages"][-1]["model"] == "acme/small" and transcript["messages"][-1]["tier"] == "llm"
+
+
+def test_a_follow_up_shows_the_model_the_conversation_so_far(llm_client, vendor):
+    _, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(LLM_ANSWER, Answer(text="Yes, that works too."))
+    conversation = start(llm_client, key)
+    assert say(llm_client, key, conversation["id"], OFF_KB).status_code == 200
+    assert say(llm_client, key, conversation["id"], "And without the box?").json()["reply"]["tier"] == "llm"
+    roles = [(m["role"], m["content"]) for m in vendor.requests[1]["body"]["messages"][1:]]
+    assert roles == [("user", OFF_KB), ("assistant", LLM_ANSWER.text), ("user", "And without the box?")]
+
+
+def test_when_the_vendor_fails_the_kb_still_answers_and_the_fallback_is_metered(llm_client, vendor, platform_db):
+    tenant_id, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(Fail(500), Fail(500))  # both attempts of the only model
+    _, reply = ask(llm_client, key, OFF_KB)
+    assert reply["tier"] == "kb" and reply["handoff_offered"] is True, "the kb's honest 'not found' is the last word"
+    assert len(vendor.requests) == 2
+    assert usage_rows(platform_db, tenant_id)[-1][0] == "kb" and usage_rows(platform_db, tenant_id)[-1][7] == "fallback"
+
+
+def test_a_streamed_answer_comes_token_by_token_from_the_model(llm_client, vendor, platform_db):
+    tenant_id, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(LLM_ANSWER)
+    conversation = start(llm_client, key)
+    response = say(llm_client, key, conversation["id"], OFF_KB, headers={"Accept": "text/event-stream"})
+    events = parse_sse(response.text)
+    tokens = [data["text"] for name, data in events if name == "token"]
+    assert len(tokens) > 3 and "".join(tokens) == LLM_ANSWER.text
+    done = events[-1][1]
+    assert events[-1][0] == "done" and done["reply"]["tier"] == "llm" and done["reply"]["model"] == "acme/small"
+    assert vendor.requests[0]["body"]["stream"] is True
+    assert usage_rows(platform_db, tenant_id)[-1][3:5] == (210, 9), "streamed usage is metered too"
+
+
+def test_the_hard_limit_of_one_tenant_leaves_the_other_on_the_model(llm_client, vendor, platform_db):
+    budget = {"tiers": ["kb", "acme/small"], "budget": {"monthly_usd": 0.00001}}  # no cache: each ask reaches routing
+    _, spender_key, _ = tenant_with_kb(llm_client, budget, name="spender")
+    _, saver_key, _ = tenant_with_kb(llm_client, budget, name="saver")
+    vendor.then(Answer(text="Yes [1].", input_tokens=100_000, output_tokens=10), LLM_ANSWER)
+    assert ask(llm_client, spender_key, OFF_KB)[1]["tier"] == "llm"  # $0.015: past its hard limit now
+    assert ask(llm_client, spender_key, OFF_KB)[1]["tier"] == "kb"
+    assert ask(llm_client, saver_key, OFF_KB)[1]["tier"] == "llm"
+    assert len(vendor.requests) == 2
+
+
+def test_a_repeated_question_is_served_from_the_cache_of_its_own_tenant_only(llm_client, vendor, platform_db):
+    tenant_a, key_a, _ = tenant_with_kb(llm_client, WITH_LLM, name="cache-a")
+    tenant_b, key_b, _ = tenant_with_kb(llm_client, WITH_LLM, name="cache-b")
+    vendor.then(LLM_ANSWER, Answer(text="Only with a receipt [1]."))
+    assert ask(llm_client, key_a, OFF_KB)[1]["tier"] == "llm"
+    _, again = ask(llm_client, key_a, "can i return a gift without the receipt")
+    assert again["tier"] == "cache" and again["model"] == "acme/small" and again["text"] == LLM_ANSWER.text
+    assert len(vendor.requests) == 1, "a cache hit calls no model"
+    _, other = ask(llm_client, key_b, OFF_KB)
+    assert other["tier"] == "llm" and other["text"] == "Only with a receipt [1].", "tenant B never sees A's answer"
+    hits = [row[6] for row in usage_rows(platform_db, tenant_a)]
+    assert hits[-2:] == [False, True] and not any(row[6] for row in usage_rows(platform_db, tenant_b))
+    usage = llm_client.get("/v1/usage", params={"group_by": "tier"}, headers=bearer(key_a)).json()
+    assert {row["key"]: row["cache_hits"] for row in usage["rows"]}["cache"] == 1
+
+
+def test_a_follow_up_that_leans_on_earlier_turns_is_not_served_from_the_cache(llm_client, vendor):
+    _, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(Answer(text="It costs nothing [1]."), Answer(text="Shipping is free [1]."))
+    conversation = start(llm_client, key)
+    assert say(llm_client, key, conversation["id"], "How much does it cost?").json()["reply"]["tier"] == "llm"
+    other = start(llm_client, key)
+    assert say(llm_client, key, other["id"], "Do you ship to Norway?").json()["reply"]["tier"] == "llm"
+    follow_up = say(llm_client, key, other["id"], "How much does it cost?").json()["reply"]
+    assert follow_up["tier"] == "llm" and follow_up["text"] != "It costs nothing [1]."
+
+
+def test_a_knowledge_base_change_empties_the_cache(llm_client, vendor):
+    _, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(LLM_ANSWER)
+    ask(llm_client, key, OFF_KB)
+    assert ask(llm_client, key, OFF_KB)[1]["tier"] == "cache"
+    added = llm_client.post(
+        "/v1/kb/documents", json={"title": "Gifts", "text": "Gift returns need the gift receipt."}, headers=bearer(key)
+    )
+    assert added.status_code == 201
+    _, after = ask(llm_client, key, OFF_KB)
+    assert after["tier"] == "kb" and "gift receipt" in after["text"], "the new article answers, not the old answer"
+
+
+def test_a_thumbs_down_evicts_the_answer_from_the_cache(llm_client, vendor):
+    _, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(LLM_ANSWER, Answer(text="With the gift receipt only [1]."))
+    ask(llm_client, key, OFF_KB)
+    _, served = ask(llm_client, key, OFF_KB)
+    assert served["tier"] == "cache"
+    rated = llm_client.post(
+        f"/v1/messages/{served['message_id']}/feedback", json={"rating": "down"}, headers=bearer(key)
+    )
+    assert rated.status_code == 200
+    _, after = ask(llm_client, key, OFF_KB)
+    assert after["tier"] == "llm" and after["text"] == "With the gift receipt only [1]."
+
+
+def test_a_changed_policy_does_not_reuse_answers_made_under_the_old_one(llm_client, vendor):
+    tenant_id, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(LLM_ANSWER, Answer(text="Under the new policy [1]."))
+    ask(llm_client, key, OFF_KB)
+    changed = {**WITH_LLM, "quality_bar": 0.5}
+    assert llm_client.put(f"/v1/tenants/{tenant_id}/policy", json=changed, headers=bearer(key)).status_code == 200
+    assert ask(llm_client, key, OFF_KB)[1]["text"] == "Under the new policy [1]."
+
+
+def test_the_openai_endpoint_meters_real_tokens_and_names_the_model(llm_client, vendor, platform_db):
+    _, key, _ = tenant_with_kb(llm_client, {**WITH_LLM, "tiers": ["kb", "acme/small"]})
+    vendor.then(LLM_ANSWER)
+    body = {"model": "acme/small", "messages": [{"role": "user", "content": "How long does a refund take?"}]}
+    completion = llm_client.post("/v1/chat/completions", json=body, headers=bearer(key)).json()
+    assert completion["usage"] == {"prompt_tokens": 210, "completion_tokens": 9, "total_tokens": 219}
+    assert completion["parley"]["tier"] == "llm" and completion["parley"]["model"] == "acme/small"
+    assert completion["parley"]["cost_usd"] == pytest.approx(LLM_COST)
+    kb_only = llm_client.post("/v1/chat/completions", json={**body, "model": "parley-kb"}, headers=bearer(key))
+    assert kb_only.json()["parley"]["tier"] == "kb" and len(vendor.requests) == 1
+    refused = llm_client.post("/v1/chat/completions", json={**body, "model": "acme/large"}, headers=bearer(key))
+    assert refused.status_code == 404 and refused.json()["type"].endswith("model-not-found")
+    models = llm_client.get("/v1/models", headers=bearer(key)).json()["data"]
+    assert [model["id"] for model in models] == ["parley-auto", "parley-kb", "acme/small"]
+
+
+def test_breaker_states_show_in_readyz_and_metrics(settings, encoder, vector_store, tmp_path):
+    with serve_vendor() as dead:
+        path = tmp_path / "providers.yaml"
+        path.write_text(PROVIDERS.format(base_url=dead.base_url))
+        app = create_app(settings.model_copy(update={"providers_file": path}), encoder=encoder, vectors=vector_store)
+        with TestClient(app) as client:
+            _, key, _ = tenant_with_kb(client, WITH_LLM)
+            dead.then(*[Fail(503)] * 10)
+            for _ in range(3):  # two attempts each: the fifth consecutive failure opens the breaker
+                assert ask(client, key, f"{OFF_KB} ({_})")[1]["tier"] == "kb"
+            ready = client.get("/readyz").json()
+            assert ready["status"] == "ready" and ready["routes"] == {"acme/small": "open"}
+            assert 'parley_route_breaker_state{route="acme/small"} 2' in client.get("/metrics").text
+            calls = len(dead.requests)
+            assert ask(client, key, OFF_KB)[1]["tier"] == "kb" and len(dead.requests) == calls, "open: not called"
