@@ -2,10 +2,37 @@
 
 The first run also embeds the benchmark corpus once (about 10 minutes on 2 cores, cached in var/bench-cache/).
 `python -m bench.retrieval_scale --full` adds the 1M-chunk case (about 20 minutes, 8 GB of memory).
+`python -m bench.local_tier` measures the optional local model (needs the `local` extra).
 """
 
-from bench import answer_threshold, chat_load, cold_start, memory, request_overhead, retrieval_scale, stackfaq
+from bench import (
+    answer_threshold,
+    cache_threshold,
+    chat_load,
+    cold_start,
+    memory,
+    outage,
+    request_overhead,
+    retrieval_scale,
+    router_overhead,
+    routing_cost,
+    stackfaq,
+)
 
-for benchmark in (cold_start, request_overhead, memory, stackfaq, answer_threshold, retrieval_scale, chat_load):
+BENCHMARKS = (
+    cold_start,
+    request_overhead,
+    memory,
+    stackfaq,
+    answer_threshold,
+    cache_threshold,
+    retrieval_scale,
+    chat_load,
+    router_overhead,
+    outage,
+    routing_cost,
+)
+
+for benchmark in BENCHMARKS:
     benchmark.main()
     print()

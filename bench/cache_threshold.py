@@ -33,6 +33,7 @@ import numpy as np
 
 from bench._data import DATA, _label, embed, kb_chunks, queries, query_embeddings
 from bench._kb import STACKFAQ, stackfaq_queries
+from core.llm.cache import DEFAULT_THRESHOLD
 from core.llm.kb import DEFAULT_MIN_SCORE
 
 SEED = 7
@@ -249,11 +250,20 @@ def main() -> None:
         f"{anchor_bank.novel_rate:.3f}, other-intent pairs {bank_scan.pairs_at(DEFAULT_MIN_SCORE)[1]:.4f}"
     )
     print(f"  ({time.perf_counter() - started:.0f} s, embeddings cached in var/bench-cache/)")
-    verdict = "PASS" if held.mixed_precision >= TARGET_PRECISION else "FAIL"
+    # One split's choice is noisy (0.70 to 0.83 over seeds 1-10: a handful of near-identical FAQ items decide it), so
+    # the cache ships a threshold above the highest cosine between two different StackFAQ questions (0.867).
+    shipped = DEFAULT_THRESHOLD
+    served, dense_served = hold_scan.at(shipped), dense_scan.at(shipped)
+    worst = min(served.mixed_precision, dense_served.mixed_precision)
+    verdict = "PASS" if worst >= TARGET_PRECISION else "FAIL"
     print(
-        f"cache threshold: {chosen:.2f} (precision {held.mixed_precision:.2f} on held-out StackFAQ, hit rate "
-        f"{held.hit_rate:.2f})  {verdict}: held-out precision >= {TARGET_PRECISION} "
-        f"(exactly {held.mixed_precision:.4f})"
+        f"  calibrated on this split: {chosen:.2f} (held-out precision (50% novel) {held.mixed_precision:.4f}); "
+        f"shipped in core/llm/cache.py: {shipped:.2f}"
+    )
+    print(
+        f"cache threshold {shipped:.2f}: held-out StackFAQ precision (50% novel) {served.mixed_precision:.4f}, "
+        f"repeat hit rate {served.hit_rate:.2f}; against every rephrasing {dense_served.mixed_precision:.4f}, hit rate "
+        f"{dense_served.hit_rate:.2f}  {verdict}: precision >= {TARGET_PRECISION} in both"
     )
 
 

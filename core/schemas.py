@@ -284,3 +284,5 @@ class UsageReport(BaseModel):
     store: str = Field(description="Where usage is kept: timescaledb or postgresql")
     rows: list[UsageRow]
     total_cost_usd: float
+    total_calls: int = 0
+    cache_hit_rate: float = Field(0.0, description="Answers served from the semantic cache, over all answers")

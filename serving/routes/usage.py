@@ -44,6 +44,7 @@ async def read_usage(
         rows = await metrics.usage_summary(conn, tenant_id=scope.tenant_id, start=start, end=end, group_by=group_by)
         store = await metrics.store_kind(conn)
     usage = [UsageRow(**row) for row in rows]
+    calls = sum(row.calls for row in usage)
     return UsageReport(
         start=start,
         end=end,
@@ -51,4 +52,6 @@ async def read_usage(
         store=store,
         rows=usage,
         total_cost_usd=round(sum(row.cost_usd for row in usage), 8),
+        total_calls=calls,
+        cache_hit_rate=round(sum(row.cache_hits for row in usage) / calls, 4) if calls else 0.0,
     )

@@ -4,10 +4,16 @@ only within one tenant, one knowledge-base version and one policy."""
 
 from __future__ import annotations
 
+import asyncio
+
+import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from core.db import Database
+from core.llm.cache import SemanticCache, invalidate
+from core.llm.routing import read_context
 from serving.app import create_app
 from tests.conftest import bearer, new_tenant
 from tests.fakes.vendors import Answer, Fail, serve_vendor
@@ -165,6 +171,7 @@ def test_a_repeated_question_is_served_from_the_cache_of_its_own_tenant_only(llm
     assert hits[-2:] == [False, True] and not any(row[6] for row in usage_rows(platform_db, tenant_b))
     usage = llm_client.get("/v1/usage", params={"group_by": "tier"}, headers=bearer(key_a)).json()
     assert {row["key"]: row["cache_hits"] for row in usage["rows"]}["cache"] == 1
+    assert usage["total_calls"] == 2 and usage["cache_hit_rate"] == 0.5
 
 
 def test_a_follow_up_that_leans_on_earlier_turns_is_not_served_from_the_cache(llm_client, vendor):
@@ -245,3 +252,40 @@ def test_breaker_states_show_in_readyz_and_metrics(settings, encoder, vector_sto
             assert 'parley_route_breaker_state{route="acme/small"} 2' in client.get("/metrics").text
             calls = len(dead.requests)
             assert ask(client, key, OFF_KB)[1]["tier"] == "kb" and len(dead.requests) == calls, "open: not called"
+
+
+def test_two_serving_processes_see_each_others_entries_and_removals(client, platform_db):
+    """Each process searches its own mirror of the cache: additions reach it by id, removals by epoch."""
+    tenant_id, _ = new_tenant(client, "mirrors")
+    vector = np.zeros(384, dtype=np.float32)
+    vector[0] = 1.0
+    answer = {"question": OFF_KB, "vector": vector, "sources": [], "tier": "llm", "model": "acme/small"}
+
+    async def scenario():
+        db = await Database.open(platform_db)
+        try:
+            first, second = SemanticCache(db=db), SemanticCache(db=db)
+
+            async def state():
+                async with db.connection() as conn:
+                    return (await read_context(conn, tenant_id=tenant_id, conversation_id=None)).cache
+
+            before = await state()
+            assert await second.lookup(tenant_id=tenant_id, state=before, policy="p", vector=vector) is None
+            await first.store(tenant_id=tenant_id, state=before, policy="p", text="Kept [1].", **answer)
+            seen = await second.lookup(tenant_id=tenant_id, state=await state(), policy="p", vector=vector)
+            other_policy = await second.lookup(tenant_id=tenant_id, state=await state(), policy="q", vector=vector)
+            async with db.connection() as conn:
+                await invalidate(conn, tenant_id=tenant_id)
+            stale = await state()
+            after_kb_change = await second.lookup(tenant_id=tenant_id, state=stale, policy="p", vector=vector)
+            # An answer made before the knowledge base changed is not stored after it.
+            await first.store(tenant_id=tenant_id, state=before, policy="p", text="Old [1].", **answer)
+            return seen, other_policy, after_kb_change, await state()
+        finally:
+            await db.close()
+
+    seen, other_policy, after_kb_change, final = asyncio.run(scenario())
+    assert seen is not None and seen.text == "Kept [1]." and seen.similarity == pytest.approx(1.0)
+    assert other_policy is None and after_kb_change is None
+    assert final.newest_id == 0 and final.kb_version == 1, "the late answer of the old knowledge base was refused"
