@@ -117,8 +117,12 @@ class Router:
             raise ProviderError("circuit opened", provider=route.provider, retryable=False)
         try:
             completion = await self._providers[route.provider].chat(messages, params)
-        except ProviderError:
+        except ProviderError as exc:
             breaker.record_failure()
+            if exc.retryable and breaker.state is BreakerState.OPEN:  # no backoff before an attempt that cannot run
+                raise ProviderError(
+                    f"{exc}; circuit opened", provider=exc.provider, retryable=False, status=exc.status
+                ) from None
             raise
         except BaseException:
             breaker.abandon()

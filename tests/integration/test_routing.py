@@ -5,6 +5,7 @@ only within one tenant, one knowledge-base version and one policy."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import psycopg
@@ -289,3 +290,16 @@ def test_two_serving_processes_see_each_others_entries_and_removals(client, plat
     assert seen is not None and seen.text == "Kept [1]." and seen.similarity == pytest.approx(1.0)
     assert other_policy is None and after_kb_change is None
     assert final.newest_id == 0 and final.kb_version == 1, "the late answer of the old knowledge base was refused"
+
+
+def test_the_openai_endpoint_streams_the_models_tokens_with_real_usage_last(llm_client, vendor):
+    _, key, _ = tenant_with_kb(llm_client, {"tiers": ["kb", "acme/small"]})
+    vendor.then(LLM_ANSWER)
+    body = {"model": "acme/small", "stream": True, "messages": [{"role": "user", "content": OFF_KB}]}
+    response = llm_client.post("/v1/chat/completions", json=body, headers=bearer(key))
+    lines = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    text = "".join(chunk["choices"][0]["delta"].get("content", "") for chunk in chunks)
+    assert text == LLM_ANSWER.text and len(chunks) > 4
+    assert chunks[-1]["usage"]["prompt_tokens"] == 210 and chunks[-1]["parley"]["model"] == "acme/small"
