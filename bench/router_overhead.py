@@ -14,18 +14,19 @@ stream_options.include_usage), each run in turn (order reversed every round, ROU
   anchor:  aiohttp straight to the upstream, each SSE line json.loads-ed, each body read to its end so connections are
            reused: the cheapest correct client here, so the most conservative anchor (a cheaper anchor adds the same
            amount to both routers' overheads and pulls their ratio towards 1).
-  httpx:   a reference, not the anchor: httpx with the limits of Parley's provider, each stream closed at [DONE] as
-           core/llm/openai.py closes it. Parley minus this is the router and provider layers alone. (An httpx client
-           that reads to the end and reuses connections is not usable at 200 concurrent streams: httpcore 1.0.9's pool
-           bookkeeping is quadratic in pooled connections, 15-120 streams/s at 7-50 ms CPU each.)
-  Parley:  core.llm.router.Router.stream with a one-route chain over core.llm.openai.OpenAIProvider.
+  httpx:   a reference, not the anchor: httpx 0.28 as Parley's provider first used it (same limits, each stream
+           closed at [DONE], so httpx drops the connection). An httpx client that reads to the end and reuses
+           connections is not usable at 200 concurrent streams: httpcore 1.0.9's pool bookkeeping is quadratic in
+           pooled connections, 15-120 streams/s at 7-50 ms CPU each. This is why the provider moved to httpx2.
+  Parley:  core.llm.router.Router.stream with a one-route chain over core.llm.openai.OpenAIProvider (httpx2, the rest
+           of each body read after [DONE] so the connection is pooled).
   LiteLLM: litellm.Router.acompletion(stream=True) with an `openai/` model whose api_base is the upstream
            (LiteLLM's own defaults otherwise: its aiohttp transport, retries and cooldowns; no callbacks; cost map
            local, offline mode, logging at ERROR). Skipped, with a line saying so, when litellm is not installed.
 Per stream: time to first token (first non-empty content delta) and time to the last chunk (the iterator ends). The
 upstream counts requests and connections, so the printout shows each client's upstream requests and new connections
-per stream: Parley's provider opens a NEW connection for every stream, because it leaves the body unread after [DONE]
-and httpx then closes the connection instead of pooling it (against a real vendor, a TLS handshake per stream).
+per stream: a client that leaves the body unread after [DONE] opens a new connection for every stream (against a real
+vendor, a TLS handshake per stream).
 Load: 200 workers in a closed loop (each starts a stream when its last one ends); warm-up WARM_UP_S, or until 200
 streams have finished (at most WARM_UP_MAX_S) so that a slow client is measured in its steady state too; then the
 streams started in MEASURE_S are kept. Also one stream at a time as an unqueued reference. Every client runs on
@@ -207,8 +208,8 @@ def aiohttp_client(upstream: Upstream) -> tuple[StreamOnce, Callable[[], Awaitab
 
 
 def httpx_client(upstream: Upstream) -> tuple[StreamOnce, Callable[[], Awaitable[None]]]:
-    """A reference: httpx, Parley's HTTP library with its provider's limits, closing each stream at [DONE] exactly as
-    core/llm/openai.py does (which makes httpx drop the connection: see the module docstring)."""
+    """A reference: httpx 0.28 with the provider's limits, closing each stream at [DONE] as Parley's provider first
+    did (which makes httpx drop the connection: see the module docstring)."""
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     client = httpx.AsyncClient(base_url=upstream.ok_url, limits=limits, timeout=STREAM_TIMEOUT_S)
 
@@ -459,8 +460,8 @@ def section(title: str, figures: dict[str, Figures], *, rounds: int) -> None:
 def report(loaded: dict[str, Figures], single: dict[str, Figures], setup: list[str]) -> None:
     print(
         f"LLM router overhead, streaming ({len(TEXT)} content chunks per answer, no inter-token delay, local "
-        f"OpenAI-protocol upstream); anchor: aiohttp straight to the upstream; httpx: Parley's HTTP library used as "
-        f"its provider uses it, for reference"
+        f"OpenAI-protocol upstream); anchor: aiohttp straight to the upstream; httpx: httpx 0.28 as Parley "
+        f"first used it, for reference"
     )
     for line in setup:
         print(f"  {line}")
@@ -474,11 +475,6 @@ def report(loaded: dict[str, Figures], single: dict[str, Figures], setup: list[s
         f"after a warm-up of >= {WARM_UP_S} s and >= {CONCURRENCY} streams)",
         loaded,
         rounds=ROUNDS,
-    )
-    own = loaded["Parley"].cpu_ms - loaded["httpx"].cpu_ms
-    print(
-        f"  Parley's router + provider layers alone (Parley - httpx reference): {own:+.3f} ms CPU per stream at "
-        f"{CONCURRENCY} concurrent, {single['Parley'].cpu_ms - single['httpx'].cpu_ms:+.3f} ms one at a time"
     )
     if "LiteLLM" not in loaded:
         print(
