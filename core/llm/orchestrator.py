@@ -171,19 +171,20 @@ class Orchestrator:
                 except ProviderError as exc:  # after the first token: the answer broke off; keep what was said
                     answered.skipped.append(f"{routed.route}: {exc} (after the answer had started)")
                     answered.outcome = "error"
-                answered.skipped.extend(routed.skipped)
+                failed_routes = list(routed.skipped)
                 route, usage, cost, text = routed.route, routed.usage or Usage(0, 0), routed.cost_usd, "".join(parts)
             else:
                 done = await self.router.complete(
                     chain=chain, messages=messages, max_tokens=ask.max_tokens, temperature=ask.temperature
                 )
-                answered.skipped.extend(done.skipped)
+                failed_routes = list(done.skipped)
                 route, usage, cost, text = done.route, done.usage, done.cost_usd, done.text
                 yield text
+            answered.skipped.extend(failed_routes)
             answered.text, answered.sources = text, cited_sources(text, grounded)
             answered.tier, answered.model = tier, str(route) if route else None
             answered.usage, answered.cost_usd, answered.confident = usage, cost, True
-            if answered.skipped and answered.outcome == "ok":
+            if failed_routes and answered.outcome == "ok":  # an earlier model of the chain failed or was open
                 answered.outcome = "fallback"
 
         async def walk() -> AsyncIterator[str]:
@@ -238,7 +239,7 @@ class Orchestrator:
             reusable = (
                 self.cache is not None
                 and standalone
-                and "cache" in ask.context.policy.tiers
+                and "cache" in (ask.tiers or ask.context.policy.tiers)
                 and not answered.cache_hit
                 and answered.confident
                 and answered.outcome != "error"
