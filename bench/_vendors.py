@@ -109,7 +109,7 @@ class Premium:
 
 
 def make_app(pick: Callable[[str, list[Passage]], Passage | None]):
-    served = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cited": 0, "declined": 0, "busy_s": 0.0}
+    served = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "cited": 0, "declined": 0}
 
     async def respond(send, status: int, body: bytes) -> None:
         await send({"type": "http.response.start", "status": status, "headers": _JSON})
@@ -142,7 +142,6 @@ def make_app(pick: Callable[[str, list[Passage]], Passage | None]):
         if scope["path"] != "/v1/chat/completions":
             await respond(send, 404, b'{"error":{"message":"not found","type":"invalid_request_error"}}')
             return
-        started = time.perf_counter()
         request = json.loads(body)
         if request.get("stream"):
             await respond(send, 400, b'{"error":{"message":"this simulation answers JSON only","type":"invalid"}}')
@@ -161,7 +160,6 @@ def make_app(pick: Callable[[str, list[Passage]], Passage | None]):
         served["prompt_tokens"] += usage["prompt_tokens"]
         served["completion_tokens"] += usage["completion_tokens"]
         served["cited" if chosen else "declined"] += 1
-        served["busy_s"] += time.perf_counter() - started
         completion = {
             "id": f"chatcmpl-sim-{served['requests']}",
             "object": "chat.completion",
