@@ -51,6 +51,8 @@ class Completion:
     sources: tuple[Source, ...] = ()
     # False when the provider itself knows it has no good answer (the knowledge base found nothing close enough).
     confident: bool = True
+    # The provider's own estimate that the answer is right, when it has one (the knowledge base does; models do not).
+    quality: float | None = None
 
 
 @dataclass(frozen=True)

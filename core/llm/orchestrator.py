@@ -23,7 +23,7 @@ from core.kb.service import KnowledgeBase
 from core.llm.base import ChatMessage, ChatParams, Provider, ProviderError, Usage
 from core.llm.cache import CACHEABLE_TIERS, SemanticCache, is_standalone, policy_hash
 from core.llm.catalog import Catalog
-from core.llm.kb import KnowledgeBaseProvider, stream_words
+from core.llm.kb import RETRIEVE, KnowledgeBaseProvider, stream_words
 from core.llm.policy import FREE_TIERS
 from core.llm.prompt import build_messages, cited_sources, grounding
 from core.llm.router import NoRouteAvailable, Route, Router
@@ -33,7 +33,6 @@ from core.metrics import Outcome
 from core.schemas import Source
 from core.vectors import VectorHit
 
-RETRIEVE = 5
 LOCAL = "local"
 History = Callable[[], Awaitable[Sequence[ChatMessage]]]
 
@@ -63,6 +62,7 @@ class Answered:
     sources: list[Source] = field(default_factory=list)
     confident: bool = True
     tier: str = "kb"  # cache, kb, local or llm
+    quality: float | None = None  # the tier's own estimate that the answer is right (the kb has one)
     model: str | None = None  # provider/model that wrote the text (for a cache hit: that wrote it first)
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
     cost_usd: float = 0.0
@@ -124,6 +124,9 @@ class Orchestrator:
                 steps.append(decision.chain)
         return steps, decision.reason
 
+    def _models_in(self, steps: list[str | list[Route]]) -> bool:
+        return any((step == LOCAL and self.local_model) or (isinstance(step, list) and step) for step in steps)
+
     def stream(self, ask: Ask, *, streaming: bool = True) -> AnswerStream:
         answered = Answered()
         standalone = is_standalone(ask.question, earlier_questions=ask.context.earlier_questions)
@@ -151,7 +154,7 @@ class Orchestrator:
                 list(completion.sources),
                 completion.confident,
             )
-            answered.tier, answered.model = "kb", None
+            answered.tier, answered.model, answered.quality = "kb", None, completion.quality
             for piece in stream_words(completion.text):
                 yield piece
 
@@ -182,14 +185,18 @@ class Orchestrator:
                 yield text
             answered.skipped.extend(failed_routes)
             answered.text, answered.sources = text, cited_sources(text, grounded)
-            answered.tier, answered.model = tier, str(route) if route else None
-            answered.usage, answered.cost_usd, answered.confident = usage, cost, True
+            answered.tier, answered.model, answered.quality = tier, str(route) if route else None, None
+            # An answer that cites none of the passages it was shown did not come from the knowledge base: the model
+            # declined (and offered a person) or went off script. Either way: offer a person, never cache it.
+            answered.usage, answered.cost_usd = usage, cost
+            answered.confident = bool(answered.sources) or not grounded
             if failed_routes and answered.outcome == "ok":  # an earlier model of the chain failed or was open
                 answered.outcome = "fallback"
 
         async def walk() -> AsyncIterator[str]:
             steps, answered.reason = self._steps(ask)
-            for step in steps:
+            bar = ask.context.policy.quality_bar
+            for index, step in enumerate(steps):
                 if step == "cache":
                     if self.cache is None or not standalone:
                         continue
@@ -205,7 +212,9 @@ class Orchestrator:
                     return
                 if step == "kb":
                     pieces = [piece async for piece in from_kb()]
-                    if answered.confident:
+                    # Below the tenant's bar the kb answers only if no model comes after it to do better.
+                    good_enough = (answered.quality or 0.0) >= bar or not self._models_in(steps[index + 1 :])
+                    if answered.confident and good_enough:
                         for piece in pieces:
                             yield piece
                         return

@@ -303,3 +303,14 @@ def test_the_openai_endpoint_streams_the_models_tokens_with_real_usage_last(llm_
     text = "".join(chunk["choices"][0]["delta"].get("content", "") for chunk in chunks)
     assert text == LLM_ANSWER.text and len(chunks) > 4
     assert chunks[-1]["usage"]["prompt_tokens"] == 210 and chunks[-1]["parley"]["model"] == "acme/small"
+
+
+def test_a_model_answer_citing_no_passage_offers_a_person_and_is_not_cached(llm_client, vendor):
+    _, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    decline = Answer(text="I could not find that; shall I connect you with a person?")
+    vendor.then(decline, decline)
+    conversation_id, reply = ask(llm_client, key, OFF_KB)
+    assert reply["tier"] == "llm" and reply["sources"] == [] and reply["handoff_offered"] is True
+    conversation = llm_client.get(f"/v1/conversations/{conversation_id}", headers=bearer(key)).json()
+    assert conversation["handoff_requested"] is True
+    assert ask(llm_client, key, OFF_KB)[1]["tier"] == "llm" and len(vendor.requests) == 2, "a decline is not replayed"
