@@ -314,3 +314,15 @@ def test_a_model_answer_citing_no_passage_offers_a_person_and_is_not_cached(llm_
     conversation = llm_client.get(f"/v1/conversations/{conversation_id}", headers=bearer(key)).json()
     assert conversation["handoff_requested"] is True
     assert ask(llm_client, key, OFF_KB)[1]["tier"] == "llm" and len(vendor.requests) == 2, "a decline is not replayed"
+
+
+def test_a_kb_answer_below_the_tenants_bar_goes_to_the_model_and_one_above_it_does_not(llm_client, vendor):
+    twin = {"title": "Refund policy for orders", "text": KB_TEXT.replace("14 days", "10 days")}
+    answered_by = {}
+    for bar in (0.95, 0.05):
+        _, key, _ = tenant_with_kb(llm_client, {**WITH_LLM, "tiers": ["kb", "acme/small"], "quality_bar": bar})
+        assert llm_client.post("/v1/kb/documents", json=twin, headers=bearer(key)).status_code == 201
+        vendor.then(LLM_ANSWER)
+        answered_by[bar] = ask(llm_client, key, "How long does a refund take?")[1]["tier"]
+    # Two near-identical articles: the kb cannot tell which is right, so a demanding tenant gets the model.
+    assert answered_by == {0.95: "llm", 0.05: "kb"}

@@ -4,6 +4,7 @@ import pytest
 
 from core.llm.base import ChatMessage
 from core.llm.cache import is_standalone
+from core.llm.kb import answer_quality, quality_features
 from core.llm.prompt import MAX_HISTORY_MESSAGES, build_messages, cited_sources, grounding
 from core.vectors import VectorHit
 
@@ -49,3 +50,18 @@ def test_citations_become_sources_once_each_and_out_of_range_ones_are_ignored():
 )
 def test_a_question_leaning_on_earlier_turns_is_not_standalone(question, earlier, standalone):
     assert is_standalone(question, earlier_questions=earlier) is standalone
+
+
+def test_the_kb_is_surer_the_further_its_best_passage_leads_another_documents():
+    def passage(document: str, score: float) -> VectorHit:
+        return VectorHit(
+            chunk_id=f"{document}{score}", score=score, dense_score=score, payload={"document_id": document}
+        )
+
+    assert quality_features([passage("a", 0.8), passage("a", 0.7), passage("b", 0.6)]) == pytest.approx((0.8, 0.2))
+    assert quality_features([passage("a", 0.8)]) == (0.8, 0.8), "no other document at all: nothing to confuse it with"
+    five_of_one = [passage("a", score) for score in (0.8, 0.75, 0.7, 0.65, 0.6)]
+    assert quality_features(five_of_one) == pytest.approx((0.8, 0.2)), "a rival, if any, scores below the weakest hit"
+    close = answer_quality([passage("a", 0.7), passage("b", 0.69)])
+    clear = answer_quality([passage("a", 0.7), passage("b", 0.4)])
+    assert 0 < close < 0.5 < clear < 1
