@@ -80,12 +80,14 @@ class ProviderError(Exception):
         retryable: bool,
         status: int | None = None,
         retry_after_s: float | None = None,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.retryable = retryable
         self.status = status
         self.retry_after_s = retry_after_s
+        self.timed_out = timed_out  # the caller has already waited the whole timeout for this one
 
 
 class Provider(Protocol):

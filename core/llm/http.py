@@ -63,8 +63,11 @@ def status_error(provider: str, response: httpx.Response, body: bytes) -> Provid
 
 
 def transport_error(provider: str, exc: BaseException) -> ProviderError:
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException | TimeoutError) else "could not be reached"
-    return ProviderError(f"{provider} {kind} ({type(exc).__name__})", provider=provider, retryable=True)
+    timed_out = isinstance(exc, httpx.TimeoutException | TimeoutError)
+    kind = "timed out" if timed_out else "could not be reached"
+    return ProviderError(
+        f"{provider} {kind} ({type(exc).__name__})", provider=provider, retryable=True, timed_out=timed_out
+    )
 
 
 def malformed(provider: str, what: str) -> ProviderError:

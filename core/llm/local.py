@@ -154,7 +154,7 @@ class LocalProvider:
                 return await awaitable
         except TimeoutError:
             # Not retryable: another attempt would queue on the same busy CPU; the router falls back instead.
-            raise ProviderError(f"{self.name} timed out", provider=self.name, retryable=False) from None
+            raise ProviderError(f"{self.name} timed out", provider=self.name, retryable=False, timed_out=True) from None
 
 
 def _request(messages: Sequence[ChatMessage], params: ChatParams, *, stream: bool) -> dict[str, Any]:

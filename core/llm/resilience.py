@@ -94,16 +94,19 @@ async def with_retries(
     attempts: int = 2,
     base_delay_s: float = 0.2,
     max_delay_s: float = 2.0,
+    retry_timeouts: bool = True,
     rng: random.Random | None = None,
 ) -> T:
     """Run `call`, again after a jittered backoff when it fails retryably; honour the vendor's Retry-After, but never
-    wait longer than `max_delay_s`: past that, falling back to another provider is the better answer."""
+    wait longer than `max_delay_s`: past that, falling back to another provider is the better answer. With
+    `retry_timeouts` off, a timed-out call is not repeated (when another provider can answer, the customer has
+    waited long enough)."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
     for attempt in range(1, attempts + 1):
         try:
             return await call()
         except ProviderError as exc:
-            if not exc.retryable or attempt == attempts:
+            if not exc.retryable or attempt == attempts or (exc.timed_out and not retry_timeouts):
                 raise
             backoff = base_delay_s * 2 ** (attempt - 1) * (0.5 + rng.random())  # "equal jitter"
             delay = exc.retry_after_s if exc.retry_after_s is not None else backoff

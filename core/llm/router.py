@@ -139,14 +139,15 @@ class Router:
         temperature: float = 0.2,
     ) -> Routed:
         skipped: list[str] = []
-        for route in chain:
+        for position, route in enumerate(chain):
             if not self._usable(route, skipped):
                 continue
             params = self._params(route, max_tokens=max_tokens, temperature=temperature)
             attempt = partial(self._attempt, route, messages, params)
             started = time.perf_counter()
+            last = position == len(chain) - 1
             try:
-                completion = await with_retries(attempt, attempts=self._attempts)
+                completion = await with_retries(attempt, attempts=self._attempts, retry_timeouts=last)
             except ProviderError as exc:
                 skipped.append(f"{route}: {exc}")
                 continue

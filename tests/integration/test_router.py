@@ -92,7 +92,10 @@ def test_an_outage_opens_the_breaker_and_later_requests_go_straight_to_the_fallb
     primary.then(*[Hang(5)] * 10)
 
     async def work(r):
-        await r.complete(chain=CHAIN, messages=MESSAGES)  # 2 timed-out attempts, then the fallback
+        for _ in range(2):  # one timed-out attempt each (a fallback follows: no second wait), then the fallback
+            started = time.perf_counter()
+            assert (await r.complete(chain=CHAIN, messages=MESSAGES)).route == FALLBACK
+            assert time.perf_counter() - started < 0.9, "the timed-out primary was waited out twice"
         assert r.breaker_states()[str(PRIMARY)] is BreakerState.OPEN
         timings = []
         for _ in range(5):
