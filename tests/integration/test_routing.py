@@ -17,7 +17,7 @@ from core.llm.cache import SemanticCache, invalidate
 from core.llm.routing import read_context
 from serving.app import create_app
 from tests.conftest import bearer, new_tenant
-from tests.fakes.vendors import Answer, Fail, serve_vendor
+from tests.fakes.vendors import Answer, BreakMidStream, Fail, serve_vendor
 from tests.integration.test_chat import parse_sse, say, start
 
 KB_TEXT = (
@@ -326,3 +326,16 @@ def test_a_kb_answer_below_the_tenants_bar_goes_to_the_model_and_one_above_it_do
         answered_by[bar] = ask(llm_client, key, "How long does a refund take?")[1]["tier"]
     # Two near-identical articles: the kb cannot tell which is right, so a demanding tenant gets the model.
     assert answered_by == {0.95: "llm", 0.05: "kb"}
+
+
+def test_a_stream_that_breaks_off_keeps_what_was_said_and_says_so(llm_client, vendor, platform_db):
+    tenant_id, key, _ = tenant_with_kb(llm_client, WITH_LLM)
+    vendor.then(BreakMidStream())
+    conversation = start(llm_client, key)
+    response = say(llm_client, key, conversation["id"], OFF_KB, headers={"Accept": "text/event-stream"})
+    events = parse_sse(response.text)
+    said = "".join(data["text"] for name, data in events if name == "token")
+    assert said and [name for name, _ in events][-2:] == ["error", "done"]
+    transcript = llm_client.get(f"/v1/conversations/{conversation['id']}", headers=bearer(key)).json()
+    assert transcript["messages"][-1]["text"] == said, "the part the customer saw is on record"
+    assert usage_rows(platform_db, tenant_id)[-1][7] == "error"
