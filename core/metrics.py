@@ -32,14 +32,16 @@ class UsageRecord:
     cache_hit: bool = False
     conversation_id: str | None = None
     message_id: str | None = None
+    intent: str | None = None
+    routed_by: str = "policy"  # policy, intent (a per-intent route led) or explore (one existed; the policy led)
 
 
 _RECORD = """
 WITH row AS (
     INSERT INTO usage (tenant_id, conversation_id, message_id, tier, provider, model, input_tokens, output_tokens,
-                       cost_usd, latency_ms, cache_hit, outcome)
+                       cost_usd, latency_ms, cache_hit, outcome, intent, routed_by)
     VALUES (%(tenant_id)s, %(conversation_id)s, %(message_id)s, %(tier)s, %(provider)s, %(model)s, %(input_tokens)s,
-            %(output_tokens)s, %(cost_usd)s, %(latency_ms)s, %(cache_hit)s, %(outcome)s)
+            %(output_tokens)s, %(cost_usd)s, %(latency_ms)s, %(cache_hit)s, %(outcome)s, %(intent)s, %(routed_by)s)
     RETURNING at
 ), spend AS (
     INSERT INTO usage_monthly AS total (tenant_id, month, cost_usd)

@@ -286,3 +286,13 @@ class UsageReport(BaseModel):
     total_cost_usd: float
     total_calls: int = 0
     cache_hit_rate: float = Field(0.0, description="Answers served from the semantic cache, over all answers")
+
+
+class IntentRouteOut(BaseModel):
+    intent: str
+    tier: str = Field(description="kb, local or provider/model: the cheapest tier whose measured quality holds")
+    samples: int = Field(description="Answers the measurement rests on")
+    explore_share: float = Field(description="Share of conversations that keep the plain policy")
+    quality: float | None
+    computed_at: datetime
+    in_policy: bool = Field(description="Whether the policy lists the tier; a route to a tier it does not is ignored")

@@ -18,6 +18,7 @@ from core.limits import RateLimiter
 from core.llm.base import Provider
 from core.llm.cache import SemanticCache
 from core.llm.catalog import build_providers, load_catalog
+from core.llm.intent_routes import IntentRoutes
 from core.llm.kb import KnowledgeBaseAnswerer, KnowledgeBaseProvider
 from core.llm.local import INSTALL, LocalProvider, default_model_path
 from core.llm.orchestrator import LOCAL, Orchestrator
@@ -94,6 +95,7 @@ def create_app(
                     catalog=catalog,
                     cache=app.state.cache,
                     local_model=local.model_path.stem if local is not None else None,
+                    intent_routes=IntentRoutes(db=db),
                 )
                 app.state.chat = ChatService(db=db, orchestrator=orchestrator)
                 _freeze_startup_objects()

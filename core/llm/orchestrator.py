@@ -6,6 +6,10 @@
 - paid `provider/model` tiers: one chain, ordered by the strategy and steered by the budget (core/llm/strategy.py),
   made to survive vendor failures by the router (core/llm/router.py), placed where the policy lists its first paid tier.
 
+A per-intent route (core/llm/intent_routes.py), when the turn's intent has one, moves its tier to the front of the walk
+(after the cache) and, for `kb`, lets the answerer answer whenever it is confident: the pipelines measured that it is
+good enough for that intent. An `explore_share` of conversations keeps the plain policy.
+
 If nothing answered (the kb was not confident and every model failed or none is allowed), the knowledge base answers
 anyway, saying plainly when it found nothing: a customer always gets a reply. The question is embedded once; retrieval
 runs only if the walk gets past the cache, and the conversation's history is read only if a model will see it.
@@ -23,6 +27,7 @@ from core.kb.service import KnowledgeBase
 from core.llm.base import ChatMessage, ChatParams, Provider, ProviderError, Usage
 from core.llm.cache import CACHEABLE_TIERS, SemanticCache, is_standalone, policy_hash
 from core.llm.catalog import Catalog
+from core.llm.intent_routes import IntentRoute, IntentRoutes, RoutedBy, explores
 from core.llm.kb import RETRIEVE, KnowledgeBaseProvider, stream_words
 from core.llm.policy import FREE_TIERS
 from core.llm.prompt import build_messages, cited_sources, grounding
@@ -52,6 +57,7 @@ class Ask:
     # Instead of the policy's tiers (its strategy and budget still apply): e.g. ("kb",), or the one model a caller
     # named, already checked against the policy's allowed models.
     tiers: tuple[str, ...] | None = None
+    intent: str | None = None  # the question's intent, when an intent model gave one
     max_tokens: int = 512
     temperature: float = 0.2
 
@@ -70,6 +76,9 @@ class Answered:
     cache_hit: bool = False
     skipped: list[str] = field(default_factory=list)  # why tiers before the answering one did not answer
     reason: str = ""  # why the paid chain was what it was
+    intent: str | None = None
+    # "intent": a per-intent route led the walk; "explore": one existed but this conversation kept the plain policy
+    routed_by: RoutedBy = "policy"
 
     @property
     def provider(self) -> str | None:
@@ -96,6 +105,7 @@ class Orchestrator:
         catalog: Catalog,
         cache: SemanticCache | None = None,
         local_model: str | None = None,
+        intent_routes: IntentRoutes | None = None,
     ) -> None:
         self.encoder = encoder
         self.kb = kb
@@ -104,9 +114,27 @@ class Orchestrator:
         self.catalog = catalog
         self.cache = cache
         self.local_model = local_model  # the model name of the `local` provider, when one is configured
+        self.intent_routes = intent_routes
 
-    def _steps(self, ask: Ask) -> tuple[list[str | list[Route]], str]:
-        """The policy's tiers with the paid ones replaced by one chain, at the place of the first."""
+    async def _intent_route(self, ask: Ask, answered: Answered) -> IntentRoute | None:
+        """The route that leads this turn's walk, if its intent has one the policy allows."""
+        if ask.intent is None or ask.tiers is not None or self.intent_routes is None:
+            return None
+        route = await self.intent_routes.route(tenant_id=ask.tenant_id, intent=ask.intent)
+        if route is None:
+            return None
+        if route.tier not in ask.context.policy.tiers:
+            answered.skipped.append(f"intent route {ask.intent} -> {route.tier}: not a tier of the policy")
+            return None
+        if explores(conversation_id=ask.conversation_id, share=route.explore_share):
+            answered.routed_by = "explore"
+            return None
+        answered.routed_by = "intent"
+        return route
+
+    def _steps(self, ask: Ask, lead: str | None = None) -> tuple[list[str | list[Route]], str]:
+        """The policy's tiers with the paid ones replaced by one chain, at the place of the first; `lead` (a tier of
+        the policy) goes first after the cache, and first in the chain if it is a paid one."""
         context = ask.context
         policy = context.policy if ask.tiers is None else context.policy.model_copy(update={"tiers": list(ask.tiers)})
         decision = paid_chain(
@@ -115,9 +143,14 @@ class Orchestrator:
             spent_this_month_usd=context.spent_this_month_usd,
             conversation_cost_usd=context.conversation_cost_usd,
             latency_ms=self.router.latency_ms(),
+            prefer=Route(*lead.split("/", 1)) if lead and lead not in FREE_TIERS else None,
         )
+        tiers = policy.tiers
+        if lead is not None:
+            cache = [tier for tier in tiers if tier == "cache"]
+            tiers = cache + [lead] + [tier for tier in tiers if tier not in ("cache", lead)]
         steps: list[str | list[Route]] = []
-        for tier in policy.tiers:
+        for tier in tiers:
             if tier in FREE_TIERS:
                 steps.append(tier)
             elif not any(isinstance(step, list) for step in steps):
@@ -128,9 +161,11 @@ class Orchestrator:
         return any((step == LOCAL and self.local_model) or (isinstance(step, list) and step) for step in steps)
 
     def stream(self, ask: Ask, *, streaming: bool = True) -> AnswerStream:
-        answered = Answered()
+        answered = Answered(intent=ask.intent)
         standalone = is_standalone(ask.question, earlier_questions=ask.context.earlier_questions)
-        policy = policy_hash(ask.context.policy)
+        # What the cache keys answers by: the policy, and the intent route that refined it (an answer the kb gave
+        # under a kb route for one intent is not good enough for a turn routed without it).
+        routing = {"policy": policy_hash(ask.context.policy)}
         found: dict[str, object] = {}  # the question's vector and passages, once computed
 
         async def vector() -> np.ndarray:
@@ -194,14 +229,21 @@ class Orchestrator:
                 answered.outcome = "fallback"
 
         async def walk() -> AsyncIterator[str]:
-            steps, answered.reason = self._steps(ask)
-            bar = ask.context.policy.quality_bar
+            lead = await self._intent_route(ask, answered)
+            if lead is not None:
+                routing["policy"] += f"+{lead.tier}"
+            steps, answered.reason = self._steps(ask, lead.tier if lead else None)
+            # A kb route for this intent: the kb's answers were measured good enough, its own estimate need not be.
+            bar = 0.0 if lead is not None and lead.tier == "kb" else ask.context.policy.quality_bar
             for index, step in enumerate(steps):
                 if step == "cache":
                     if self.cache is None or not standalone:
                         continue
                     hit = await self.cache.lookup(
-                        tenant_id=ask.tenant_id, state=ask.context.cache, policy=policy, vector=await vector()
+                        tenant_id=ask.tenant_id,
+                        state=ask.context.cache,
+                        policy=routing["policy"],
+                        vector=await vector(),
                     )
                     if hit is None:
                         continue
@@ -259,7 +301,7 @@ class Orchestrator:
                 await self.cache.store(
                     tenant_id=ask.tenant_id,
                     state=ask.context.cache,
-                    policy=policy,
+                    policy=routing["policy"],
                     question=ask.question,
                     vector=found["vector"],  # type: ignore[arg-type]
                     text=answered.text,

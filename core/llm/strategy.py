@@ -35,7 +35,9 @@ def paid_chain(
     spent_this_month_usd: float,
     conversation_cost_usd: float = 0.0,
     latency_ms: Mapping[Route, float] | None = None,
+    prefer: Route | None = None,
 ) -> Decision:
+    """`prefer` (a per-intent route) goes first when the budget leaves it in the chain."""
     routes = [Route(*tier.split("/", 1)) for tier in policy.paid_tiers]
     routes = [route for route in routes if catalog.model(route.provider, route.model) is not None]
     if not routes:
@@ -68,6 +70,10 @@ def paid_chain(
         ordered = good + sorted((r for r in routes if r not in good), key=price)
     if budget is not None and spent_this_month_usd >= soft:
         return Decision([min(routes, key=price)], f"past the soft limit of ${soft}: the cheapest paid tier only")
+    if prefer in ordered:
+        return Decision(
+            [prefer] + [r for r in ordered if r != prefer], f"intent route, then the {policy.strategy} strategy"
+        )
     return Decision(ordered, f"{policy.strategy} strategy")
 
 

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from core.llm import policy as policies
+from core.llm.intent_routes import list_routes
 from core.llm.policy import TenantPolicy
+from core.schemas import IntentRouteOut
 from core.tenancy import Permission as P
 from serving.deps import CatalogDep, DbDep, RequestIdDep, TenantScope, tenant_scope
 from serving.problems import Problem, problem_responses
@@ -19,6 +21,19 @@ router = APIRouter(prefix="/v1/tenants", tags=["policy"], responses=problem_resp
 async def read_policy(scope: Annotated[TenantScope, tenant_scope(P.POLICY_READ)], db: DbDep) -> TenantPolicy:
     async with db.connection() as conn:
         return await policies.get_policy(conn, tenant_id=scope.tenant_id)
+
+
+@router.get(
+    "/{tenant_id}/policy/intents",
+    summary="Per-intent routes the pipelines learned for the tenant (they refine the policy, never override it)",
+)
+async def read_intent_routes(
+    scope: Annotated[TenantScope, tenant_scope(P.POLICY_READ)], db: DbDep
+) -> list[IntentRouteOut]:
+    async with db.connection() as conn:
+        policy = await policies.get_policy(conn, tenant_id=scope.tenant_id)
+        rows = await list_routes(conn, tenant_id=scope.tenant_id)
+    return [IntentRouteOut(**row, in_policy=row["tier"] in policy.tiers) for row in rows]
 
 
 @router.put("/{tenant_id}/policy", summary="Replace the tenant's routing policy and budget")

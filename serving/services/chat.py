@@ -126,6 +126,8 @@ class ChatService:
             cache_hit=answered.cache_hit,
             conversation_id=conversation_id,
             message_id=message_id if answered.text else None,
+            intent=answered.intent,
+            routed_by=answered.routed_by,
         )
         reply = None
         async with self.db.connection() as conn, conn.pipeline():

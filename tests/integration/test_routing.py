@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import numpy as np
 import psycopg
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from core.db import Database
 from core.llm.cache import SemanticCache, invalidate
+from core.llm.intent_routes import IntentRoute, IntentRoutes, explores, replace_routes
 from core.llm.routing import read_context
 from serving.app import create_app
 from tests.conftest import bearer, new_tenant
@@ -38,6 +40,7 @@ providers:
     timeout_s: 2
     models:
       small: {{input_per_mtok: 0.15, output_per_mtok: 0.6, context_tokens: 128000, quality: 0.8}}
+      large: {{input_per_mtok: 2.5, output_per_mtok: 10.0, context_tokens: 128000, quality: 0.9}}
 """
 WITH_LLM = {"tiers": ["cache", "kb", "acme/small"]}
 
@@ -339,3 +342,163 @@ def test_a_stream_that_breaks_off_keeps_what_was_said_and_says_so(llm_client, ve
     transcript = llm_client.get(f"/v1/conversations/{conversation['id']}", headers=bearer(key)).json()
     assert transcript["messages"][-1]["text"] == said, "the part the customer saw is on record"
     assert usage_rows(platform_db, tenant_id)[-1][7] == "error"
+
+
+# Per-intent routes. Intents reach the chat service from the intent model (the custom-models issue); until then the
+# tests hand the service an intent the way the chat turn will.
+TWIN = {"title": "Refund policy for orders", "text": KB_TEXT.replace("14 days", "10 days")}
+DEMANDING = {"tiers": ["cache", "kb", "acme/small", "acme/large"], "quality_bar": 0.95}
+REFUND_TIME = "How long does a refund take?"
+
+
+def set_routes(client, tenant_id, *routes):
+    async def write():
+        async with client.app.state.db.transaction() as conn:
+            await replace_routes(conn, tenant_id=tenant_id, routes=routes)
+
+    client.portal.call(write)
+
+
+def turn_with_intent(client, tenant_id, key, question, intent):
+    conversation = start(client, key)
+    chat = client.app.state.chat
+
+    async def run():
+        accepted = await chat.accept(tenant_id=tenant_id, conversation_id=conversation["id"], text=question)
+        return await chat.answer(
+            tenant_id=tenant_id,
+            conversation_id=conversation["id"],
+            question=question,
+            accepted=accepted,
+            started=time.perf_counter(),
+            intent=intent,
+        )
+
+    return client.portal.call(run)
+
+
+def last_routing(platform_db, tenant_id):
+    with psycopg.connect(platform_db) as conn:
+        return conn.execute(
+            "SELECT tier, model, intent, routed_by FROM usage WHERE tenant_id = %s ORDER BY id DESC LIMIT 1",
+            (tenant_id,),
+        ).fetchone()
+
+
+def test_an_intent_route_to_the_kb_lets_it_answer_below_the_bar_for_that_tenant_and_intent_only(
+    llm_client, vendor, platform_db
+):
+    routed = {}
+    for name in ("with-route", "without-route"):
+        tenant_id, key, _ = tenant_with_kb(llm_client, DEMANDING, name=name)
+        assert llm_client.post("/v1/kb/documents", json=TWIN, headers=bearer(key)).status_code == 201
+        routed[name] = (tenant_id, key)
+    set_routes(llm_client, routed["with-route"][0], IntentRoute("refund_timing", "kb", samples=400, explore_share=0))
+    vendor.then(*[LLM_ANSWER] * 2)
+
+    turns = {
+        "route": turn_with_intent(llm_client, *routed["with-route"], REFUND_TIME, "refund_timing"),
+        "no intent": turn_with_intent(llm_client, *routed["with-route"], REFUND_TIME, None),
+        "other intent": turn_with_intent(llm_client, *routed["with-route"], REFUND_TIME, "card_lost"),
+        "other tenant": turn_with_intent(llm_client, *routed["without-route"], REFUND_TIME, "refund_timing"),
+    }
+    # The kb's answer under the route is cached for routed turns only; the model's answer for plain-policy turns.
+    assert {name: t.answered.tier for name, t in turns.items()} == {
+        "route": "kb",
+        "no intent": "llm",
+        "other intent": "cache",
+        "other tenant": "llm",
+    }
+    assert turns["other intent"].answered.model == "acme/small"
+    assert turns["route"].answered.routed_by == "intent" and turns["other tenant"].answered.routed_by == "policy"
+    assert len(vendor.requests) == 2
+    assert last_routing(platform_db, routed["without-route"][0]) == ("llm", "small", "refund_timing", "policy")
+
+
+def test_an_intent_route_to_a_dearer_model_leads_the_chain_and_the_budget_still_rules(llm_client, vendor, platform_db):
+    tenant_id, key, _ = tenant_with_kb(llm_client, {**DEMANDING, "tiers": ["cache", "acme/small", "acme/large"]})
+    set_routes(llm_client, tenant_id, IntentRoute("complaint", "acme/large", samples=120, explore_share=0))
+    vendor.then(LLM_ANSWER, LLM_ANSWER)
+    assert turn_with_intent(llm_client, tenant_id, key, OFF_KB, "complaint").answered.model == "acme/large"
+    assert turn_with_intent(llm_client, tenant_id, key, OFF_KB, "greeting").answered.model == "acme/small"
+    assert [r["body"]["model"] for r in vendor.requests] == ["large", "small"]
+    assert last_routing(platform_db, tenant_id) == ("llm", "small", "greeting", "policy")
+
+    # Past the soft limit only the cheapest model remains, whatever the intent route says.
+    budget = {"monthly_usd": 10, "soft_limit_usd": 0.000001}
+    policy = {**DEMANDING, "tiers": ["cache", "acme/small", "acme/large"], "budget": budget}
+    assert llm_client.put(f"/v1/tenants/{tenant_id}/policy", json=policy, headers=bearer(key)).status_code == 200
+    vendor.then(LLM_ANSWER)
+    assert turn_with_intent(llm_client, tenant_id, key, OFF_KB, "complaint").answered.model == "acme/small"
+
+
+def test_an_intent_route_outside_the_policy_is_ignored_and_exploration_keeps_the_policy(
+    llm_client, vendor, platform_db
+):
+    tenant_id, key, _ = tenant_with_kb(llm_client, {**DEMANDING, "tiers": ["kb", "acme/small"]})
+    set_routes(
+        llm_client,
+        tenant_id,
+        IntentRoute("complaint", "acme/large", samples=50, explore_share=0),  # the policy does not list it
+        IntentRoute("refund_timing", "kb", samples=50, explore_share=1.0),  # every conversation explores
+    )
+    vendor.then(LLM_ANSWER, LLM_ANSWER)
+    outside = turn_with_intent(llm_client, tenant_id, key, OFF_KB, "complaint").answered
+    assert outside.model == "acme/small" and outside.routed_by == "policy"
+    assert any("not a tier of the policy" in reason for reason in outside.skipped)
+    explored = turn_with_intent(llm_client, tenant_id, key, OFF_KB, "refund_timing").answered
+    assert explored.routed_by == "explore" and explored.model == "acme/small"
+    assert last_routing(platform_db, tenant_id) == ("llm", "small", "refund_timing", "explore")
+
+
+def test_intent_routes_are_reread_after_their_ttl_and_per_tenant(llm_client):
+    first, _ = new_tenant(llm_client, "ttl-a")
+    second, _ = new_tenant(llm_client, "ttl-b")
+    now = [0.0]
+    routes = IntentRoutes(db=llm_client.app.state.db, ttl_s=30, clock=lambda: now[0])
+
+    def route(tenant_id, intent="billing"):
+        found = llm_client.portal.call(lambda: routes.route(tenant_id=tenant_id, intent=intent))
+        return found.tier if found else None
+
+    set_routes(llm_client, first, IntentRoute("billing", "kb", samples=10))
+    assert (route(first), route(second)) == ("kb", None)
+    set_routes(llm_client, first, IntentRoute("billing", "acme/small", samples=20))
+    set_routes(llm_client, second, IntentRoute("billing", "kb", samples=20))
+    now[0] = 29.0
+    assert (route(first), route(second)) == ("kb", None), "within the TTL the process keeps what it read"
+    now[0] = 30.0
+    assert (route(first), route(second)) == ("acme/small", "kb")
+    set_routes(llm_client, first)
+    now[0] = 61.0
+    assert route(first) is None, "an emptied set is an empty set, not the old one"
+
+
+def test_exploration_is_decided_per_conversation_at_the_share_asked():
+    conversations = [f"c_{i:05d}" for i in range(4000)]
+    explored = [c for c in conversations if explores(conversation_id=c, share=0.1)]
+    assert 0.08 < len(explored) / len(conversations) < 0.12
+    assert explored == [c for c in conversations if explores(conversation_id=c, share=0.1)], "same answer every time"
+    assert not any(explores(conversation_id=c, share=0.0) for c in conversations)
+
+
+def test_a_tenant_reads_its_own_intent_routes_and_never_another_tenants(llm_client):
+    mine, my_key = new_tenant(llm_client, "routes-mine")
+    theirs, their_key = new_tenant(llm_client, "routes-theirs")
+    set_routes(
+        llm_client,
+        mine,
+        IntentRoute("billing", "kb", samples=80, quality=0.91),
+        IntentRoute("x", "acme/small", samples=5),
+    )
+    set_routes(llm_client, theirs, IntentRoute("secret_intent", "kb", samples=9))
+    listed = llm_client.get(f"/v1/tenants/{mine}/policy/intents", headers=bearer(my_key))
+    assert listed.status_code == 200
+    assert [(r["intent"], r["tier"], r["samples"], r["in_policy"]) for r in listed.json()] == [
+        ("billing", "kb", 80, True),
+        ("x", "acme/small", 5, False),
+    ]
+    assert llm_client.get(f"/v1/tenants/{theirs}/policy/intents", headers=bearer(my_key)).status_code == 404
+    assert [
+        r["intent"] for r in llm_client.get(f"/v1/tenants/{theirs}/policy/intents", headers=bearer(their_key)).json()
+    ] == ["secret_intent"]
