@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -30,6 +31,53 @@ async def emit(conn: AsyncConnection, *, tenant_id: str, type: str, payload: dic
         (event_id, tenant_id, type, Jsonb(payload)),
     )
     return str(event_id)
+
+
+# The event payloads, built in one place for the serving tier and the demo generator (core/demo_traffic.py) alike.
+def started_event(*, conversation_id: str, channel: str, at: str) -> dict[str, Any]:
+    return {"conversation_id": conversation_id, "channel": channel, "at": at}
+
+
+def message_event(
+    *,
+    conversation_id: str,
+    message_id: str,
+    role: str,
+    text: str,
+    sources: Sequence[str],
+    tier: str | None,
+    model: str | None,
+    latency_ms: float | None,
+    handoff_reason: str | None,
+) -> dict[str, Any]:
+    """message.created without `channel` and `at`, which the statement that inserts the message adds."""
+    return {
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "role": role,
+        "text": text,
+        "sources": list(sources),
+        "tier": tier,
+        "model": model,
+        "latency_ms": latency_ms,
+        "handoff_reason": handoff_reason,
+    }
+
+
+def handoff_event(*, conversation_id: str, reason: str, at: str) -> dict[str, Any]:
+    return {"conversation_id": conversation_id, "reason": reason, "at": at}
+
+
+def feedback_event(
+    *, conversation_id: str, message_id: str, rating: str, comment: str | None, at: str
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "rating": rating,
+        "comment": comment,
+        "at": at,
+    }
 
 
 def visitor_token_hash(token: str) -> bytes:
@@ -59,7 +107,7 @@ async def create_conversation(
         conn,
         tenant_id=tenant_id,
         type="conversation.started",
-        payload={"conversation_id": conversation.id, "channel": channel, "at": conversation.created_at.isoformat()},
+        payload=started_event(conversation_id=conversation.id, channel=channel, at=conversation.created_at.isoformat()),
     )
     return conversation
 
@@ -111,8 +159,9 @@ WITH conversation AS (
           FROM message, conversation
         UNION ALL
         SELECT 2, %(handoff_event)s::uuid, 'handoff.requested',
-               jsonb_build_object('conversation_id', conversation.id, 'reason', %(handoff_reason)s::text)
-          FROM conversation WHERE %(handoff)s AND NOT conversation.handoff_requested
+               jsonb_build_object('conversation_id', conversation.id, 'reason', %(handoff_reason)s::text,
+                                  'at', message.created_at)
+          FROM conversation, message WHERE %(handoff)s AND NOT conversation.handoff_requested
     ) new_events ORDER BY n
 )
 SELECT * FROM message
@@ -158,16 +207,17 @@ async def add_message(
             "message_event": uuid.uuid4(),
             "handoff_event": uuid.uuid4(),
             "event": Jsonb(
-                {
-                    "conversation_id": conversation_id,
-                    "message_id": message_id,
-                    "role": role,
-                    "text": text,
-                    "sources": [source.document_id for source in sources],
-                    "tier": tier,
-                    "model": model,
-                    "latency_ms": latency_ms,
-                }
+                message_event(
+                    conversation_id=conversation_id,
+                    message_id=message_id,
+                    role=role,
+                    text=text,
+                    sources=[source.document_id for source in sources],
+                    tier=tier,
+                    model=model,
+                    latency_ms=latency_ms,
+                    handoff_reason=handoff_reason,
+                )
             ),
         },
     )
@@ -187,15 +237,16 @@ async def list_messages(conn: AsyncConnection, *, tenant_id: str, conversation_i
 async def request_handoff(conn: AsyncConnection, *, tenant_id: str, conversation_id: str, reason: str) -> None:
     cursor = await conn.execute(
         """UPDATE conversations SET handoff_requested = true, updated_at = now()
-            WHERE tenant_id = %s AND id = %s AND NOT handoff_requested RETURNING id""",
+            WHERE tenant_id = %s AND id = %s AND NOT handoff_requested RETURNING updated_at""",
         (tenant_id, conversation_id),
     )
-    if await cursor.fetchone():
+    row = await cursor.fetchone()
+    if row:
         await emit(
             conn,
             tenant_id=tenant_id,
             type="handoff.requested",
-            payload={"conversation_id": conversation_id, "reason": reason},
+            payload=handoff_event(conversation_id=conversation_id, reason=reason, at=row["updated_at"].isoformat()),
         )
 
 
@@ -229,13 +280,13 @@ async def set_feedback(
         conn,
         tenant_id=tenant_id,
         type="feedback.given",
-        payload={
-            "conversation_id": row["conversation_id"],
-            "message_id": message_id,
-            "rating": rating,
-            "comment": comment,
-            "at": feedback.updated_at.isoformat(),
-        },
+        payload=feedback_event(
+            conversation_id=row["conversation_id"],
+            message_id=message_id,
+            rating=rating,
+            comment=comment,
+            at=feedback.updated_at.isoformat(),
+        ),
     )
     return feedback
 

@@ -1,0 +1,80 @@
+"""Silver: conversations and messages, rebuilt per tenant from bronze (pipelines/transforms/silver.py)."""
+
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+import pyarrow.dataset as pds
+
+from core.lake import BRONZE_EVENTS, SILVER_CONVERSATIONS, SILVER_MESSAGES, Lake
+from pipelines.incremental import changed_tenants, tenant_chunks
+from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES
+from pipelines.resources import LakeResource
+from pipelines.transforms.silver import OPEN_MINUTES, build_silver
+
+BRONZE_COLUMNS = ["event_id", "outbox_id", "tenant_id", "type", "occurred_at", "payload"]
+
+
+def stale_open_tenants(lake: Lake, *, as_of: datetime) -> set[str]:
+    """Tenants with conversations still marked open whose last event is older than the open window: they are
+    decided now (resolved or abandoned) even if no new event arrives."""
+    dataset = lake.dataset(SILVER_CONVERSATIONS)
+    if dataset is None:
+        return set()
+    cutoff = as_of - timedelta(minutes=OPEN_MINUTES)
+    expression = (pds.field("outcome") == "open") & (pds.field("last_event_at") < cutoff)
+    return set(dataset.to_table(columns=["tenant_id"], filter=expression).column("tenant_id").to_pylist())
+
+
+def rebuild_silver(lake: Lake, *, as_of: datetime) -> dict:
+    """Rebuild the silver rows of every tenant with new bronze events (or stale open conversations)."""
+    tenants, versions = changed_tenants(lake, targets=[SILVER_CONVERSATIONS, SILVER_MESSAGES], sources=[BRONZE_EVENTS])
+    tenants |= stale_open_tenants(lake, as_of=as_of)
+    stats = {"tenants": len(tenants), "conversations": 0, "messages": 0, "duplicates": 0, "redactions": {}}
+    chunks = list(tenant_chunks(lake, BRONZE_EVENTS, tenants))
+    for index, chunk in enumerate(chunks):
+        events = pl.from_arrow(lake.read(BRONZE_EVENTS, tenant_ids=chunk, columns=BRONZE_COLUMNS))
+        built = build_silver(events, as_of=as_of)
+        last = index == len(chunks) - 1
+        for table, frame in ((SILVER_CONVERSATIONS, built.conversations), (SILVER_MESSAGES, built.messages)):
+            lake.replace_tenants(table, frame.to_arrow(), tenant_ids=chunk, sources=versions if last else None)
+        stats["conversations"] += built.conversations.height
+        stats["messages"] += built.messages.height
+        stats["duplicates"] += built.duplicates
+        for kind, count in built.redactions.items():
+            stats["redactions"][kind] = stats["redactions"].get(kind, 0) + count
+    stats["tenant_ids"] = sorted(tenants)
+    return stats
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CONVERSATIONS,
+            deps=[BRONZE],
+            group_name="silver",
+            kinds={"delta", "polars"},
+            description="One row per conversation: channel, times, counts, outcome, feedback, tokens and cost.",
+        ),
+        dg.AssetSpec(
+            MESSAGES,
+            deps=[BRONZE],
+            group_name="silver",
+            kinds={"delta", "polars"},
+            description="One row per message, ordered within its conversation, PII redacted (and counted).",
+        ),
+    ],
+)
+def silver(lake: LakeResource):
+    stats = rebuild_silver(lake.lake(), as_of=datetime.now(UTC))
+    shared = {
+        "tenants_rebuilt": stats["tenants"],
+        "tenant_ids": dg.MetadataValue.json(stats["tenant_ids"]),
+        "duplicate_events": stats["duplicates"],
+    }
+    yield dg.MaterializeResult(asset_key=CONVERSATIONS, metadata={**shared, "rows": stats["conversations"]})
+    yield dg.MaterializeResult(
+        asset_key=MESSAGES,
+        metadata={**shared, "rows": stats["messages"], "pii_redacted": dg.MetadataValue.json(stats["redactions"])},
+    )

@@ -1,0 +1,31 @@
+"""Asset keys of the lake tables: a table `layer/name` is the asset ["layer", "name"]."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from core.lake import (
+    BRONZE_EVENTS,
+    CONVERSATION_SUMMARIES,
+    CONVERSATION_TOPICS,
+    GOLD_INTENT_DAILY,
+    GOLD_TENANT_DAILY,
+    MESSAGE_SENTIMENT,
+    SILVER_CONVERSATIONS,
+    SILVER_MESSAGES,
+    TableSpec,
+)
+
+
+def key(table: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey(table.name.split("/"))
+
+
+BRONZE = key(BRONZE_EVENTS)
+CONVERSATIONS = key(SILVER_CONVERSATIONS)
+MESSAGES = key(SILVER_MESSAGES)
+SENTIMENT = key(MESSAGE_SENTIMENT)
+SUMMARIES = key(CONVERSATION_SUMMARIES)
+TOPICS = key(CONVERSATION_TOPICS)
+TENANT_DAILY = key(GOLD_TENANT_DAILY)
+INTENT_DAILY = key(GOLD_INTENT_DAILY)
