@@ -12,14 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.lake import lake_app
 from core.schemas import Role
 from core.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Parley: multi-tenant AI chatbot platform.")
 tenants_app = typer.Typer(no_args_is_help=True, help="Create and list tenants.")
 keys_app = typer.Typer(no_args_is_help=True, help="Mint API keys.")
+demo_app = typer.Typer(no_args_is_help=True, help="Demo data for dashboards, pipelines and benchmarks.")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(demo_app, name="demo")
+app.add_typer(lake_app, name="lake")
 
 DEMO_TENANT = "Demo"
 # The actor of everything --seed-demo does; its keys are found (and replaced) by this creator.
@@ -257,3 +261,32 @@ def keys_create(
         return {"id": key.id, "key": secret, "role": key.role.value, "name": key.name, "tenant_id": tenant}
 
     _print_json(asyncio.run(_with_db(_settings(), work)))
+
+
+@demo_app.command("generate")
+def demo_generate(
+    tenants: Annotated[int, typer.Option(min=1, max=1000, help="Demo tenants ('Demo Bank 1'...), made if missing")] = 2,
+    conversations: Annotated[int, typer.Option(min=1, max=1_000_000, help="Conversations per tenant")] = 200,
+    days: Annotated[int, typer.Option(min=1, max=730, help="Spread over the last DAYS days")] = 28,
+    seed: Annotated[int, typer.Option(help="Same seed, same traffic (new ids)")] = 0,
+) -> None:
+    """Write realistic conversations (Banking77 questions, replies, feedback, usage) through the outbox."""
+    from core import demo_traffic, tenancy
+
+    settings = _settings()
+    utterances = demo_traffic.banking77(settings.demo_data_dir)
+
+    async def work(conn):
+        ids = []
+        for number in range(1, tenants + 1):
+            name = f"Demo Bank {number}"
+            tenant = await tenancy.find_tenant_by_name(conn, name=name)
+            if tenant is None:
+                tenant = await tenancy.create_tenant(conn, name=name, settings={"demo": True}, actor=_cli_actor())
+            ids.append(tenant.id)
+        traffic = demo_traffic.generate(
+            tenant_ids=ids, conversations_per_tenant=conversations, utterances=utterances, days=days, seed=seed
+        )
+        return {"tenants": ids, "written": await demo_traffic.write(conn, traffic)}
+
+    _print_json(asyncio.run(_with_db(settings, work)))

@@ -29,6 +29,7 @@ class TableSpec:
 
 
 BRONZE_EVENTS = TableSpec("bronze/events", "one row per outbox event", ("tenant_id", "date"))
+SILVER_TENANTS = TableSpec("silver/tenants", "one row per tenant (a snapshot of the platform's tenants)", ())
 SILVER_CONVERSATIONS = TableSpec("silver/conversations", "one row per conversation")
 SILVER_MESSAGES = TableSpec("silver/messages", "one row per message")
 GOLD_TENANT_DAILY = TableSpec("gold/tenant_daily", "one row per tenant and day (UTC)")
@@ -39,6 +40,7 @@ CONVERSATION_TOPICS = TableSpec("enriched/conversation_topics", "one row per con
 
 TABLES: tuple[TableSpec, ...] = (
     BRONZE_EVENTS,
+    SILVER_TENANTS,
     SILVER_CONVERSATIONS,
     SILVER_MESSAGES,
     MESSAGE_SENTIMENT,
@@ -172,6 +174,17 @@ class Lake:
             partition_by=list(table.partition_by),
             storage_options=self.storage_options or None,
             commit_properties=_commit(None, None, sources),
+        )
+
+    def overwrite(self, table: TableSpec, data: pa.Table) -> None:
+        """Replace the whole table (for small snapshots)."""
+        write_deltalake(
+            self.uri(table),
+            data,
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=list(table.partition_by) or None,
+            storage_options=self.storage_options or None,
         )
 
     def compact(self, table: TableSpec) -> dict:

@@ -5,7 +5,6 @@ conversation_topics} → gold/{tenant_daily,intent_daily}, with blocking Great E
 Resources read Parley's Settings (PARLEY_*) when a run starts, never at import.
 """
 
-
 import dagster as dg
 
 from pipelines.defs.enrich.assets import conversation_summaries, conversation_topics, message_sentiment
@@ -14,10 +13,18 @@ from pipelines.defs.ingest.assets import bronze_events
 from pipelines.defs.ingest.sensors import outbox_sensor
 from pipelines.defs.maintenance.jobs import lake_maintenance
 from pipelines.defs.quality.checks import CHECKS
-from pipelines.defs.silver.assets import silver
+from pipelines.defs.silver.assets import silver, tenants_snapshot
 from pipelines.resources import LakeResource, PostgresResource
 
-LAKE_ASSETS = [bronze_events, silver, message_sentiment, conversation_summaries, conversation_topics, gold]
+LAKE_ASSETS = [
+    bronze_events,
+    tenants_snapshot,
+    silver,
+    message_sentiment,
+    conversation_summaries,
+    conversation_topics,
+    gold,
+]
 
 lakehouse = dg.define_asset_job(
     "lakehouse",

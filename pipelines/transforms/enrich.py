@@ -82,7 +82,7 @@ def score_messages(
         scorer=pl.lit(scorer.name),
         scored_at=pl.lit(datetime.now(UTC)).cast(TS),
     )
-    return pl.concat([kept.select(SENTIMENT_SCHEMA.names), scored.select(SENTIMENT_SCHEMA.names)]).cast(
+    return pl.concat([kept.select(SENTIMENT_SCHEMA.names()), scored.select(SENTIMENT_SCHEMA.names())]).cast(
         SENTIMENT_SCHEMA
     ), todo.height
 
@@ -134,7 +134,7 @@ def summarize_conversations(
         method=pl.lit("extractive"),
         summarized_at=pl.lit(datetime.now(UTC)).cast(TS),
     )
-    merged = pl.concat([kept.select(SUMMARY_SCHEMA.names), fresh.select(SUMMARY_SCHEMA.names)]).cast(SUMMARY_SCHEMA)
+    merged = pl.concat([kept.select(SUMMARY_SCHEMA.names()), fresh.select(SUMMARY_SCHEMA.names())]).cast(SUMMARY_SCHEMA)
     return merged, todo.height
 
 

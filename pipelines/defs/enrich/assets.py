@@ -1,6 +1,5 @@
 """Enrichment assets: message_sentiment, conversation_summaries, conversation_topics (transforms/enrich.py)."""
 
-
 import dagster as dg
 import polars as pl
 

@@ -1,6 +1,5 @@
 """Gold: tenant_daily and intent_daily, rebuilt per tenant from silver and its enrichments."""
 
-
 import dagster as dg
 import polars as pl
 

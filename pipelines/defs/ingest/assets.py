@@ -1,6 +1,5 @@
 """Bronze: the outbox drained into Delta `bronze/events`, exactly once (core/outbox.py), by a sensor or by hand."""
 
-
 import dagster as dg
 
 from core import outbox

@@ -1,6 +1,5 @@
 """The outbox sensor: when events wait in the outbox and no lakehouse run is under way, start one."""
 
-
 import dagster as dg
 
 from core import outbox

@@ -1,6 +1,5 @@
 """Lake upkeep: compact the small files that appends and per-tenant rewrites leave, then vacuum what is unreferenced."""
 
-
 import dagster as dg
 
 from core.lake import TABLES

@@ -6,7 +6,6 @@ tenants they rebuilt. Row counts are reconciled from bronze to silver: every mes
 conversation named by an event becomes one conversation.
 """
 
-
 from collections.abc import Mapping
 
 import dagster as dg

@@ -1,16 +1,15 @@
 """Silver: conversations and messages, rebuilt per tenant from bronze (pipelines/transforms/silver.py)."""
 
-
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 import pyarrow.dataset as pds
 
-from core.lake import BRONZE_EVENTS, SILVER_CONVERSATIONS, SILVER_MESSAGES, Lake
+from core.lake import BRONZE_EVENTS, SILVER_CONVERSATIONS, SILVER_MESSAGES, SILVER_TENANTS, Lake
 from pipelines.incremental import changed_tenants, tenant_chunks
-from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES
-from pipelines.resources import LakeResource
+from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES, TENANTS
+from pipelines.resources import LakeResource, PostgresResource
 from pipelines.transforms.silver import OPEN_MINUTES, build_silver
 
 BRONZE_COLUMNS = ["event_id", "outbox_id", "tenant_id", "type", "occurred_at", "payload"]
@@ -78,3 +77,31 @@ def silver(lake: LakeResource):
         asset_key=MESSAGES,
         metadata={**shared, "rows": stats["messages"], "pii_redacted": dg.MetadataValue.json(stats["redactions"])},
     )
+
+
+@dg.asset(
+    key=TENANTS,
+    group_name="silver",
+    kinds={"delta", "postgres"},
+    description="The platform's tenants (id, name, status, created), snapshotted from PostgreSQL each run.",
+)
+def tenants_snapshot(lake: LakeResource, postgres: PostgresResource) -> dg.MaterializeResult:
+    with postgres.connect() as conn:
+        rows = conn.execute(
+            """SELECT id AS tenant_id, name, status, coalesce((settings ->> 'demo')::boolean, false) AS demo,
+                      created_at, updated_at FROM tenants ORDER BY id"""
+        ).fetchall()
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "tenant_id": pl.String,
+            "name": pl.String,
+            "status": pl.String,
+            "demo": pl.Boolean,
+            "created_at": pl.Datetime("us", "UTC"),
+            "updated_at": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
+    lake.lake().overwrite(SILVER_TENANTS, frame.to_arrow())
+    return dg.MaterializeResult(metadata={"rows": frame.height})
