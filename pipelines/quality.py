@@ -53,7 +53,9 @@ def validate(frame: pl.DataFrame, build: Callable[[Any], Sequence[Any]], *, name
     for expectation in build(expectations()):
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=unique, data=batch, suite=suite))
-    result = definition.run(batch_parameters={"dataframe": frame.to_pandas()})
+    # GX compares plain values: timestamps go in as naive UTC (pandas deprecates tz-aware .values).
+    naive = frame.with_columns(pl.col(pl.Datetime).dt.replace_time_zone(None))
+    result = definition.run(batch_parameters={"dataframe": naive.to_pandas()})
     failures = [
         {
             "expectation": outcome.expectation_config.type,
