@@ -23,7 +23,7 @@ $(INSTALLED): pyproject.toml constraints.txt | $(PY)
 install: $(INSTALLED)
 
 run: $(INSTALLED)
-	$(VENV)/bin/parley serve --seed-demo
+	$(VENV)/bin/parley serve --seed-demo --pipelines
 
 # The browser tests drive Debian's Chromium; install it when missing (CI runs as root on a clean machine).
 CHROMIUM := /usr/bin/chromium

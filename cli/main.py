@@ -8,6 +8,8 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -74,8 +76,11 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on [PARLEY_PORT]")] = None,
     workers: Annotated[int | None, typer.Option(help="uvicorn worker processes [PARLEY_WORKERS]")] = None,
     seed_demo: Annotated[bool, typer.Option(help="Seed a demo tenant, print fresh demo keys (make run)")] = False,
+    pipelines: Annotated[
+        bool, typer.Option(help="Also run the Dagster webserver and daemon (the lakehouse pipelines; make run)")
+    ] = False,
 ) -> None:
-    """Start the HTTP API (embedded PostgreSQL unless PARLEY_POSTGRES_URL is set)."""
+    """Start the HTTP API (embedded PostgreSQL unless PARLEY_POSTGRES_URL is set), and with --pipelines Dagster."""
     import logging
 
     import uvicorn
@@ -90,24 +95,57 @@ def serve(
     if settings.admin_token is None and seed_demo:
         generated_token = secrets.token_urlsafe(32)
         settings = settings.model_copy(update={"admin_token": generated_token})
-    if seed_demo:
-        _print_banner(settings, asyncio.run(_seed_demo(settings)), generated_token)
-    elif settings.admin_token is None:
+    demo = asyncio.run(_seed_demo(settings)) if seed_demo else None
+    if not seed_demo and settings.admin_token is None:
         typer.echo("parley: PARLEY_ADMIN_TOKEN is not set: the platform operator API is disabled.", err=True)
     # Workers build their own app from the environment, so pass on what this process decided.
     os.environ.update({"PARLEY_HOST": settings.host, "PARLEY_PORT": str(settings.port)})
     if generated_token:
         os.environ["PARLEY_ADMIN_TOKEN"] = generated_token
-    uvicorn.run(
-        "serving.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        server_header=False,
-        access_log=False,  # RequestContextMiddleware logs each request without query strings, which may hold tokens
-    )
+    with _pipelines_beside(settings, enabled=pipelines) as dagster_url:
+        if demo is not None:
+            _print_banner(settings, demo, generated_token, dagster_url)
+        uvicorn.run(
+            "serving.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            server_header=False,
+            access_log=False,  # RequestContextMiddleware logs each request without query strings, which may hold tokens
+        )
+
+
+@contextmanager
+def _pipelines_beside(settings: Settings, *, enabled: bool) -> Iterator[str | None]:
+    """The Dagster webserver and daemon for as long as the server runs; yields the webserver's URL."""
+    if not enabled:
+        yield None
+        return
+    from cli.pipelines import Pipelines
+    from core.db import EmbeddedPostgres
+
+    # Held until Dagster has stopped, so the embedded server outlives the pipelines that use it.
+    embedded = EmbeddedPostgres(settings.postgres_data_dir) if settings.uses_embedded_postgres else None
+    url = embedded.start() if embedded else settings.postgres_url
+    # The app then connects by URL instead of joining the embedded server itself: this process owns its lifetime.
+    os.environ["PARLEY_POSTGRES_URL"] = url
+    asyncio.run(_migrate(url))
+    dagster = Pipelines(settings, platform_url=url)
+    try:
+        dagster.start()
+        yield dagster.url
+    finally:
+        dagster.stop()
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _migrate(url: str) -> None:
+    from core.db import migrate as run_migrations
+
+    await run_migrations(url)
 
 
 async def _seed_demo(settings: Settings) -> dict[str, str]:
@@ -172,7 +210,9 @@ async def _seed_demo_knowledge_base(settings: Settings, db, tenant_id: str) -> s
     return f"{len(added)} StackExchange FAQ threads ({sum(d.created for d in added)} new)"
 
 
-def _print_banner(settings: Settings, demo: dict[str, str], generated_token: str | None) -> None:
+def _print_banner(
+    settings: Settings, demo: dict[str, str], generated_token: str | None, dagster_url: str | None = None
+) -> None:
     base = f"http://{settings.host}:{settings.port}"
     token_line = (
         f"  admin token : {generated_token}   (generated for this run; set PARLEY_ADMIN_TOKEN to keep one)"
@@ -195,6 +235,11 @@ def _print_banner(settings: Settings, demo: dict[str, str], generated_token: str
                 f"  widget key  : {demo['widget']}",
                 f"  demo page   : {base}/demo",
                 f"  knowledge   : {demo['documents']}",
+                *(
+                    [f"  pipelines   : {dagster_url}   (Dagster; logs in {settings.data_dir.resolve() / 'logs'})"]
+                    if dagster_url
+                    else []
+                ),
                 f"  try         : curl -H 'Authorization: Bearer {demo['owner']}' "
                 f"{base}/v1/tenants/{demo['tenant_id']}",
                 "",

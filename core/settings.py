@@ -58,9 +58,13 @@ class Settings(BaseSettings):
     db_pool_min: Annotated[int, Field(ge=1)] = 1
     db_pool_max: Annotated[int, Field(ge=1)] = 10
     auto_migrate: bool = True
+    # Pipelines (`parley serve --pipelines`): the Dagster webserver's port, and where Dagster keeps its runs and
+    # events; empty means a `dagster` database on the platform's own PostgreSQL server.
+    dagster_port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    dagster_postgres_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("postgres_url")
+    @field_validator("postgres_url", "dagster_postgres_url")
     @classmethod
     def _postgres_scheme(cls, value: str) -> str:
         return _check_scheme(value, ("postgresql", "postgres"))
@@ -115,6 +119,10 @@ class Settings(BaseSettings):
     @property
     def lake_location(self) -> str:
         return self.lake_uri or str(self.data_dir.resolve() / "lake")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir.resolve() / "dagster"
 
     @property
     def mlflow_location(self) -> str:

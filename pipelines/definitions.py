@@ -30,7 +30,8 @@ lakehouse = dg.define_asset_job(
     "lakehouse",
     selection=dg.AssetSelection.assets(*LAKE_ASSETS),
     description="Drain the outbox into bronze, rebuild what changed in silver, the enrichments and gold, checked.",
-    tags={"dagster/max_retries": 0},
+    # One lakehouse run at a time (the instance's queue limits the lane to 1; the drain also takes a lock).
+    tags={"dagster/max_retries": 0, "parley/lane": "lake"},
 )
 
 defs = dg.Definitions(

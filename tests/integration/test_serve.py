@@ -17,24 +17,34 @@ PARLEY = str(Path(sys.executable).with_name("parley"))
 START_TIMEOUT_S = 120
 
 
-def start(data_dir: Path, port: int) -> tuple[subprocess.Popen, dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+def start(
+    data_dir: Path, port: int, *, extra_args: list[str] = (), env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, dict[str, str]]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     # No demo knowledge base here (test_widget_browser.py seeds and uses one): this test is about tenants and keys.
-    env.update(PARLEY_DATA_DIR=str(data_dir), PARLEY_PORT=str(port), PARLEY_DEMO_DATA_DIR=str(data_dir / "no-data"))
+    environment.update(
+        PARLEY_DATA_DIR=str(data_dir), PARLEY_PORT=str(port), PARLEY_DEMO_DATA_DIR=str(data_dir / "no-data")
+    )
+    environment.update(env or {})
     process = subprocess.Popen(
-        [PARLEY, "serve", "--seed-demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [PARLEY, "serve", "--seed-demo", *extra_args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     banner: dict[str, str] = {}
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and "knowledge" not in banner:
+        last = "pipelines" if "--pipelines" in extra_args else "knowledge"
+        while time.monotonic() < deadline and last not in banner:
             line = process.stdout.readline()
             if not line:
                 break
             match = re.match(r"^\s+([A-Za-z ]+?)\s+: (\S+)", line)
             if match:
                 banner[match[1]] = match[2]
-        assert "knowledge" in banner, f"no banner; exit code {process.poll()}"
+        assert last in banner, f"no banner; exit code {process.poll()}"
     except BaseException:
         stop(process)  # never leave a server (and its embedded PostgreSQL) behind
         raise
