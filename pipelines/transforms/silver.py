@@ -79,7 +79,9 @@ MESSAGES_SCHEMA = pl.Schema(
         "intent": pl.String,
         "intent_confidence": pl.Float64,
         "confident": pl.Boolean,  # assistant messages: answered without offering a person
-        "answered": pl.Boolean,  # user messages: the next message is a confident answer
+        # customer questions: the next message is a confident answer; null for what asks nothing ("thanks!") and
+        # for asking for a person (a handoff, not a question the bot missed)
+        "answered": pl.Boolean,
         "input_tokens": pl.Int64,
         "output_tokens": pl.Int64,
         "cost_usd": pl.Float64,
@@ -123,6 +125,12 @@ CONVERSATIONS_SCHEMA = pl.Schema(
 )
 
 
+# What a customer says that is not a question the bot could have answered.
+NOT_A_QUESTION = (
+    r"(?i)^\W*(?:(?:thanks?|thank you|thx|ty|cheers|ok(?:ay)?|great|cool|perfect|got it|bye|goodbye|no|yes|nope|"
+    r"that'?s all|all good|so much|very much|a lot)\b\W*)+$"
+    r"|(?i)\b(?:talk|speak|chat)\s+(?:to|with)\s+(?:a\s+|an\s+|some)?(?:person|human|agent|one|body|operator)\b"
+)
 _COUNTS = ("messages", "user_messages", "assistant_messages", "unanswered", "feedback_up", "feedback_down")
 
 
@@ -198,7 +206,7 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
         confident=pl.when(pl.col("role") == "assistant").then(pl.col("handoff_reason").is_null()),
         sources=pl.col("sources").fill_null([]),
     ).with_columns(
-        answered=pl.when(pl.col("role") == "user").then(
+        answered=pl.when((pl.col("role") == "user") & ~pl.col("text").str.contains(NOT_A_QUESTION)).then(
             (pl.col("role").shift(-1).over(conversation) == "assistant")
             & pl.col("confident").shift(-1).over(conversation).fill_null(False)
         )

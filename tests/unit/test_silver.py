@@ -131,3 +131,18 @@ def test_two_tenants_with_the_same_ids_stay_apart():
         ("t2", "from tenant two"),
     ]
     assert built.conversations.height == 2
+
+
+def test_thanks_and_asking_for_a_person_are_not_unanswered_questions():
+    built = build_silver(
+        events(
+            (1, "t1", "message.created", 0, message("c1", "m1", "user", "How do refunds work?")),
+            (2, "t1", "message.created", 1, message("c1", "m2", "assistant", "Like this.")),
+            (3, "t1", "message.created", 2, message("c1", "m3", "user", "Thanks a lot!")),
+            (4, "t1", "message.created", 3, message("c1", "m4", "user", "can I talk to a person?")),
+            (5, "t1", "message.created", 4, message("c1", "m5", "user", "and is there a fee?")),
+        ),
+        as_of=AS_OF,
+    )
+    assert built.messages.filter(pl.col("role") == "user")["answered"].to_list() == [True, None, None, False]
+    assert built.conversations["unanswered"].item() == 1
