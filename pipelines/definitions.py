@@ -14,7 +14,7 @@ from pipelines.defs.ingest.sensors import outbox_sensor
 from pipelines.defs.maintenance.jobs import lake_maintenance
 from pipelines.defs.quality.checks import CHECKS
 from pipelines.defs.silver.assets import silver, tenants_snapshot
-from pipelines.resources import LakeResource, PostgresResource
+from pipelines.resources import LakeResource, LlmResource, PostgresResource
 
 LAKE_ASSETS = [
     bronze_events,
@@ -44,5 +44,5 @@ defs = dg.Definitions(
         dg.ScheduleDefinition(job=lakehouse, cron_schedule="17 * * * *", name="lakehouse_hourly"),
         dg.ScheduleDefinition(job=lake_maintenance, cron_schedule="40 3 * * *", name="lake_maintenance_nightly"),
     ],
-    resources={"lake": LakeResource(), "postgres": PostgresResource()},
+    resources={"lake": LakeResource(), "postgres": PostgresResource(), "llm": LlmResource()},
 )

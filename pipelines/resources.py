@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -15,6 +16,7 @@ from pydantic import PrivateAttr
 
 from core.db import EmbeddedPostgres
 from core.lake import Lake
+from core.llm.catalog import Catalog
 from core.settings import Settings, load_settings
 
 
@@ -63,3 +65,19 @@ class PostgresResource(dg.ConfigurableResource):
     def connect(self) -> Iterator[psycopg.Connection]:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             yield conn
+
+
+class LlmResource(dg.ConfigurableResource):
+    """The LLM providers of providers.yaml, for assets that may call a model (summaries); `providers_file` empty
+    means PARLEY_PROVIDERS_FILE. No file: no model is called, and those assets use their free methods."""
+
+    providers_file: str = ""
+    enabled: bool = True
+    max_summaries_per_run: int = 200
+
+    def catalog(self) -> Catalog:
+        from core.llm.catalog import load_catalog
+
+        if not self.enabled:
+            return Catalog()
+        return load_catalog(Path(self.providers_file) if self.providers_file else _settings().providers_file)

@@ -49,6 +49,9 @@ class TenantPolicy(BaseModel):
     allowed_models: Annotated[list[str], Field(max_length=50)] = []
     budget: Budget | None = None
     max_cost_per_conversation_usd: Annotated[float, Field(gt=0)] | None = None
+    # Let the paid tiers also summarise finished conversations for the lakehouse (within the same budget); off:
+    # summaries are extractive and free.
+    llm_summaries: bool = False
 
     @field_validator("tiers")
     @classmethod

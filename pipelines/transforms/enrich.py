@@ -7,6 +7,7 @@ summarised again only when it changed), topics are re-clustered over the tenant'
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import polars as pl
@@ -113,29 +114,54 @@ def turns_by_conversation(messages: pl.DataFrame) -> dict[tuple[str, str], list[
     }
 
 
+# (tenant_id, [(conversation_id, turns, outcome)]) -> {conversation_id: (summary, method)}
+Abstractive = Callable[[str, list[tuple[str, list[Turn], str]]], dict[str, tuple[str, str]]]
+
+
 def summarize_conversations(
-    conversations: pl.DataFrame, messages: pl.DataFrame, existing: pl.DataFrame | None
+    conversations: pl.DataFrame,
+    messages: pl.DataFrame,
+    existing: pl.DataFrame | None,
+    *,
+    abstractive: Abstractive | None = None,
 ) -> tuple[pl.DataFrame, int]:
-    """The tenant's complete set of summaries: unchanged conversations keep theirs, the rest are summarised now."""
+    """The tenants' complete set of summaries and how many were written now: unchanged conversations keep theirs,
+    changed and new ones are summarised. With `abstractive` (the LLM summarizer), the changed ones and those that
+    still have only an extractive summary are offered to it, newest first; what it does not take is extractive."""
     current = fingerprints(conversations)
     kept = (
         existing.join(current.select(*KEY, "fingerprint"), on=[*KEY, "fingerprint"], how="semi")
         if existing is not None and existing.height
         else empty(SUMMARY_SCHEMA)
     )
-    todo = current.join(kept.select(KEY), on=KEY, how="anti")
-    turns = turns_by_conversation(messages.join(todo.select(KEY), on=KEY, how="semi"))
-    summaries = [
-        summarize(turns.get((row["tenant_id"], row["conversation_id"]), []), outcome=row["outcome"])
-        for row in todo.select(*KEY, "outcome").iter_rows(named=True)
+    changed = current.join(kept, on=KEY, how="anti").select(KEY)
+    offered = (
+        pl.concat([changed, kept.filter(pl.col("method") == "extractive").select(KEY)]) if abstractive else changed
+    )
+    turns = turns_by_conversation(messages.join(offered, on=KEY, how="semi"))
+    outcomes = {(t, c): o for t, c, o in current.select(*KEY, "outcome").iter_rows()}
+
+    by_model: dict[tuple[str, str], tuple[str, str]] = {}
+    if abstractive is not None:
+        newest_first = current.join(offered, on=KEY, how="semi").sort("ended_at", descending=True)
+        for (tenant_id,), part in newest_first.group_by("tenant_id", maintain_order=True):
+            asked = [(c, turns.get((tenant_id, c), []), outcomes[(tenant_id, c)]) for c in part["conversation_id"]]
+            for conversation_id, result in abstractive(tenant_id, asked).items():
+                by_model[(tenant_id, conversation_id)] = result
+
+    rewrite = pl.concat([changed, pl.DataFrame(list(by_model), schema=KEY, orient="row")]).unique()
+    rows = current.join(rewrite, on=KEY, how="semi")
+    written = [
+        by_model.get(key) or (summarize(turns.get(key, []), outcome=outcomes[key]), "extractive")
+        for key in rows.select(KEY).iter_rows()
     ]
-    fresh = todo.select(*KEY, "date", "outcome", "fingerprint").with_columns(
-        summary=pl.Series(summaries, dtype=pl.String),
-        method=pl.lit("extractive"),
+    fresh = rows.select(*KEY, "date", "outcome", "fingerprint").with_columns(
+        summary=pl.Series([text for text, _ in written], dtype=pl.String),
+        method=pl.Series([method for _, method in written], dtype=pl.String),
         summarized_at=pl.lit(datetime.now(UTC)).cast(TS),
     )
-    merged = pl.concat([kept.select(SUMMARY_SCHEMA.names()), fresh.select(SUMMARY_SCHEMA.names())]).cast(SUMMARY_SCHEMA)
-    return merged, todo.height
+    unchanged = kept.join(rewrite, on=KEY, how="anti").select(SUMMARY_SCHEMA.names())
+    return pl.concat([unchanged, fresh.select(SUMMARY_SCHEMA.names())]).cast(SUMMARY_SCHEMA), fresh.height
 
 
 def topics_of(conversations: pl.DataFrame) -> pl.DataFrame:

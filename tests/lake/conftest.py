@@ -59,14 +59,21 @@ async def write_traffic(url: str, names: list[str], *, conversations: int, seed:
         return ids
 
 
-def run_lakehouse(root: Path, url: str, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+def run_lakehouse(
+    root: Path, url: str, *, raise_on_error: bool = True, providers_file: Path | None = None
+) -> dg.ExecuteInProcessResult:
     from pipelines.definitions import LAKE_ASSETS
     from pipelines.defs.quality.checks import CHECKS
-    from pipelines.resources import LakeResource, PostgresResource
+    from pipelines.resources import LakeResource, LlmResource, PostgresResource
 
     return dg.materialize(
         [*LAKE_ASSETS, *CHECKS],
-        resources={"lake": LakeResource(root=str(root)), "postgres": PostgresResource(url=url)},
+        resources={
+            "lake": LakeResource(root=str(root)),
+            "postgres": PostgresResource(url=url),
+            # No providers unless a test brings its own: the tests never read the developer's PARLEY_PROVIDERS_FILE.
+            "llm": LlmResource(providers_file=str(providers_file or ""), enabled=providers_file is not None),
+        },
         raise_on_error=raise_on_error,
     )
 

@@ -81,7 +81,8 @@ def test_events_written_during_a_drain_all_land_once(platform):
                 with conn.transaction():
                     event_id = str(uuid.uuid4())
                     conn.execute(
-                        "INSERT INTO outbox (event_id, tenant_id, type, payload) VALUES (%s, %s, 'handoff.requested', %s)",
+                        """INSERT INTO outbox (event_id, tenant_id, type, payload)
+                           VALUES (%s, %s, 'handoff.requested', %s)""",
                         (event_id, tenants[len(added) % 2], Jsonb({"conversation_id": "c_x", "reason": "test"})),
                     )
                     time.sleep(0.01)

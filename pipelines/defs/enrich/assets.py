@@ -2,6 +2,7 @@
 
 import dagster as dg
 import polars as pl
+import pyarrow.dataset as pds
 
 from core.lake import (
     CONVERSATION_SUMMARIES,
@@ -15,8 +16,9 @@ from core.lake import (
 from models.sentiment import SentimentScorer
 from pipelines.incremental import changed_tenants, tenant_chunks
 from pipelines.keys import CONVERSATIONS, MESSAGES, SENTIMENT, SUMMARIES, TOPICS
-from pipelines.resources import LakeResource
-from pipelines.transforms.enrich import score_messages, summarize_conversations, topics_of
+from pipelines.llm_summaries import Candidate, LlmSummarizer
+from pipelines.resources import LakeResource, LlmResource, PostgresResource
+from pipelines.transforms.enrich import Abstractive, score_messages, summarize_conversations, topics_of
 
 
 def _frame(lake: Lake, table: TableSpec, tenants: list[str], columns: list[str] | None = None) -> pl.DataFrame | None:
@@ -54,9 +56,44 @@ def run_sentiment(lake: Lake, scorer: SentimentScorer) -> dict:
     }
 
 
-def run_summaries(lake: Lake) -> dict:
+def llm_summaries(postgres: PostgresResource, llm: LlmResource) -> Abstractive | None:
+    """The LLM summarizer as the transform wants it, or None when no provider is configured."""
+    catalog = llm.catalog()
+    if not catalog.providers:
+        return None
+    summarizer = LlmSummarizer(db_url=postgres.dsn, catalog=catalog, max_per_run=llm.max_summaries_per_run)
+
+    def abstractive(tenant_id: str, asked: list) -> dict[str, tuple[str, str]]:
+        candidates = [Candidate(c, turns, outcome) for c, turns, outcome in asked]
+        done = summarizer.summarize(tenant_id=tenant_id, candidates=candidates)
+        return {c: (s.text, s.method) for c, s in done.items()}
+
+    return abstractive
+
+
+def llm_tenants(postgres: PostgresResource) -> set[str]:
+    with postgres.connect() as conn:
+        rows = conn.execute(
+            "SELECT tenant_id FROM tenant_policies WHERE coalesce((policy ->> 'llm_summaries')::boolean, false)"
+        ).fetchall()
+    return {tenant_id for (tenant_id,) in rows}
+
+
+def awaiting_upgrade(lake: Lake, tenants: set[str]) -> set[str]:
+    """Of these tenants, those with conversations that still have only an extractive summary."""
+    dataset = lake.dataset(CONVERSATION_SUMMARIES)
+    if dataset is None or not tenants:
+        return set()
+    expression = (pds.field("method") == "extractive") & pds.field("tenant_id").isin(sorted(tenants))
+    return set(dataset.to_table(columns=["tenant_id"], filter=expression).column("tenant_id").to_pylist())
+
+
+def run_summaries(lake: Lake, *, abstractive: Abstractive | None = None, upgrade: set[str] = frozenset()) -> dict:
+    """Summaries of the tenants whose conversations changed, and of `upgrade` (tenants whose extractive summaries
+    the LLM summarizer may now replace)."""
     sources = [SILVER_CONVERSATIONS, SILVER_MESSAGES]
     tenants, versions = changed_tenants(lake, targets=[CONVERSATION_SUMMARIES], sources=sources)
+    tenants |= set(upgrade)
     chunks = list(tenant_chunks(lake, SILVER_MESSAGES, tenants))
     summarised = rows = 0
     for index, chunk in enumerate(chunks):
@@ -64,6 +101,7 @@ def run_summaries(lake: Lake) -> dict:
             _frame(lake, SILVER_CONVERSATIONS, chunk),
             _frame(lake, SILVER_MESSAGES, chunk, ["tenant_id", "conversation_id", "seq", "role", "text", "confident"]),
             _frame(lake, CONVERSATION_SUMMARIES, chunk),
+            abstractive=abstractive,
         )
         last = index == len(chunks) - 1
         lake.replace_tenants(
@@ -106,10 +144,16 @@ def message_sentiment(lake: LakeResource) -> dg.MaterializeResult:
     deps=[CONVERSATIONS, MESSAGES],
     group_name="enrichment",
     kinds={"delta", "python"},
-    description="One summary per conversation: the customer's problem and the outcome.",
+    description=(
+        "One summary per conversation: the customer's problem and the outcome; by the router's paid tiers for "
+        "tenants whose policy sets llm_summaries, extractive otherwise."
+    ),
 )
-def conversation_summaries(lake: LakeResource) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata=run_summaries(lake.lake()))
+def conversation_summaries(lake: LakeResource, postgres: PostgresResource, llm: LlmResource) -> dg.MaterializeResult:
+    store = lake.lake()
+    abstractive = llm_summaries(postgres, llm)
+    upgrade = awaiting_upgrade(store, llm_tenants(postgres)) if abstractive else set()
+    return dg.MaterializeResult(metadata=run_summaries(store, abstractive=abstractive, upgrade=upgrade))
 
 
 @dg.asset(
