@@ -386,3 +386,25 @@ def render(table: pa.Table, output: OutputFormat) -> str:
     if output is OutputFormat.CSV:
         return to_csv(table)
     return to_text_table(table)
+
+
+@lake_app.command("drain")
+def drain() -> None:
+    """Drain the outbox into bronze/events now (what the pipelines' sensor does every 30 s), and print what moved."""
+    from dataclasses import asdict
+
+    from core import outbox
+    from core.db import EmbeddedPostgres
+    from core.lake import Lake
+
+    settings = _load_settings()
+    embedded = EmbeddedPostgres(settings.postgres_data_dir) if settings.uses_embedded_postgres else None
+    try:
+        url = embedded.start() if embedded else settings.postgres_url
+        drained = outbox.drain(url, Lake(settings.lake_location))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    if drained.busy:
+        raise _fail("another drain is running (the pipelines' sensor, most likely); nothing was done")
+    typer.echo(json.dumps(asdict(drained) | {"seconds": round(drained.seconds, 3)}))

@@ -3,11 +3,13 @@ and daemon, with their instance (runs, event logs, schedules, sensor cursors) in
 
 The Dagster processes get the platform's database URL, so the pipeline code talks to the same PostgreSQL server as
 the serving tier (the embedded one by default), and DAGSTER_HOME under the data directory. Their logs go to
-`$DATA_DIR/logs/` (Dagster clears folders of its own under DAGSTER_HOME). They are stopped when the server stops, and die with it if it is killed (PDEATHSIG).
+`$DATA_DIR/logs/` (Dagster clears folders of its own under DAGSTER_HOME). They are stopped when the server stops,
+and die with it if it is killed (PDEATHSIG).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -143,7 +145,5 @@ class Pipelines:
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass

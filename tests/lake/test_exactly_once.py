@@ -4,11 +4,14 @@ while the serving tier keeps writing."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -112,3 +115,25 @@ def test_only_one_drain_runs_at_a_time(platform):
         assert outbox.drain(url, lake).busy
         holder.execute("SELECT pg_advisory_unlock(%s)", (outbox._LOCK_KEY,))
     assert outbox.drain(url, lake).events > 0
+
+
+def test_parley_demo_generate_then_lake_drain_move_every_event(pg_server, tmp_path):
+    url = new_platform_database(pg_server, f"cli_{uuid.uuid4().hex[:8]}")
+    parley = str(Path(sys.executable).with_name("parley"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env |= {"PARLEY_POSTGRES_URL": url, "PARLEY_DATA_DIR": str(tmp_path)}
+    generated = subprocess.run(
+        [parley, "demo", "generate", "--tenants", "2", "--conversations", "5", "--seed", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert generated.returncode == 0, generated.stderr
+    report = json.loads(generated.stdout)
+    assert len(report["tenants"]) == 2 and report["written"]["conversations"] == 10
+    assert len(outbox_events(url)) == report["written"]["events"]
+    drained = subprocess.run([parley, "lake", "drain"], env=env, capture_output=True, text=True, timeout=120)
+    assert drained.returncode == 0, drained.stderr
+    assert json.loads(drained.stdout)["events"] == report["written"]["events"]
+    assert {t for _, t in bronze_events(Lake(str(tmp_path / "lake")))} == set(report["tenants"])
