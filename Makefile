@@ -18,6 +18,7 @@ $(PY):
 $(INSTALLED): pyproject.toml constraints.txt | $(PY)
 	$(PIP) install -q -c constraints.txt torch==2.13.0 $(QUIET_PIP)
 	$(PIP) install -q -c constraints.txt -e '.[dev]' $(QUIET_PIP)
+	$(PY) -c "import pipelines.defs.dbt.assets"  # parses the dbt project once, so Dagster's first load need not
 	touch $@
 
 install: $(INSTALLED)

@@ -33,15 +33,15 @@ storage:
   postgres:
     postgres_url:
       env: {URL_VARIABLE}
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
+concurrency:
+  runs:
     max_concurrent_runs: 2
     tag_concurrency_limits:
       - key: parley/lane
         value: lake
         limit: 1
+  pools:
+    default_limit: 1  # the dbt build: DuckDB allows one writer per file
 telemetry:
   enabled: false
 """

@@ -32,6 +32,7 @@ BRONZE_EVENTS = TableSpec("bronze/events", "one row per outbox event", ("tenant_
 SILVER_TENANTS = TableSpec("silver/tenants", "one row per tenant (a snapshot of the platform's tenants)", ())
 SILVER_CONVERSATIONS = TableSpec("silver/conversations", "one row per conversation")
 SILVER_MESSAGES = TableSpec("silver/messages", "one row per message")
+SILVER_USAGE = TableSpec("silver/usage", "one row per metered call (an answer, a summary)")
 GOLD_TENANT_DAILY = TableSpec("gold/tenant_daily", "one row per tenant and day (UTC)")
 GOLD_INTENT_DAILY = TableSpec("gold/intent_daily", "one row per tenant, day (UTC) and intent")
 MESSAGE_SENTIMENT = TableSpec("enriched/message_sentiment", "one row per customer message")
@@ -43,6 +44,7 @@ TABLES: tuple[TableSpec, ...] = (
     SILVER_TENANTS,
     SILVER_CONVERSATIONS,
     SILVER_MESSAGES,
+    SILVER_USAGE,
     MESSAGE_SENTIMENT,
     CONVERSATION_SUMMARIES,
     CONVERSATION_TOPICS,

@@ -7,6 +7,7 @@ Resources read Parley's Settings (PARLEY_*) when a run starts, never at import.
 
 import dagster as dg
 
+from pipelines.defs.dbt.assets import DbtResource, warehouse
 from pipelines.defs.enrich.assets import conversation_summaries, conversation_topics, message_sentiment
 from pipelines.defs.gold.assets import gold
 from pipelines.defs.ingest.assets import bronze_events
@@ -34,15 +35,21 @@ lakehouse = dg.define_asset_job(
     tags={"dagster/max_retries": 0, "parley/lane": "lake"},
 )
 
+# The analysts' marts (dbt, over the lake): hourly, after the lakehouse run.
+warehouse_job = dg.define_asset_job(
+    "warehouse_build", selection=dg.AssetSelection.assets(warehouse), description="dbt build of the analysts' marts"
+)
+
 defs = dg.Definitions(
-    assets=LAKE_ASSETS,
+    assets=[*LAKE_ASSETS, warehouse],
     asset_checks=CHECKS,
-    jobs=[lakehouse, lake_maintenance],
+    jobs=[lakehouse, warehouse_job, lake_maintenance],
     sensors=[outbox_sensor(lakehouse)],
     schedules=[
         # Conversations left open are decided (resolved or abandoned) even when no new event arrives.
         dg.ScheduleDefinition(job=lakehouse, cron_schedule="17 * * * *", name="lakehouse_hourly"),
+        dg.ScheduleDefinition(job=warehouse_job, cron_schedule="37 * * * *", name="warehouse_hourly"),
         dg.ScheduleDefinition(job=lake_maintenance, cron_schedule="40 3 * * *", name="lake_maintenance_nightly"),
     ],
-    resources={"lake": LakeResource(), "postgres": PostgresResource(), "llm": LlmResource()},
+    resources={"lake": LakeResource(), "postgres": PostgresResource(), "llm": LlmResource(), "dbt": DbtResource()},
 )

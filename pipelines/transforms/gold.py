@@ -1,9 +1,12 @@
 """Silver (and its enrichments) → gold: per tenant and day, and per tenant, day and intent.
 
-Days are UTC. Conversations count on the day they started (their outcome is the one they have now), messages,
-feedback, tokens and cost on the day of their message. Deflection is the share of closed conversations (resolved,
-handed off or abandoned; open ones are not decided yet) that the bot resolved without a person. Sentiment counts the
-customers' messages by the scorer's label; a day whose messages were not scored yet has nulls, not zeros.
+Days are UTC. Conversations count on the day they started (their outcome is the one they have now), messages and
+feedback on the day of their message, tokens and cost on the day of their metered call (silver/usage: answers,
+summaries and turns that broke off alike, so the day's cost is what the vendors billed). Deflection is the share of
+closed conversations (resolved, handed off or abandoned; open ones are not decided yet) that the bot resolved without
+a person. Sentiment counts the customers' messages by the scorer's label; a day whose messages were not scored yet
+has nulls, not zeros. Feedback counts on its message's day, and outcomes are as of the latest rebuild: a day's row
+can change after the day (feature_store/ reads it as known at the end of the day).
 
 An intent is the intent model's label of the conversation's first question when a model gave one (the
 custom-models pipeline), otherwise its topic (conversation_topics), otherwise "unknown".
@@ -91,7 +94,10 @@ def _deflection() -> pl.Expr:
 
 
 def tenant_daily(
-    conversations: pl.DataFrame, messages: pl.DataFrame, sentiment: pl.DataFrame | None = None
+    conversations: pl.DataFrame,
+    messages: pl.DataFrame,
+    usage: pl.DataFrame,
+    sentiment: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     day = ["tenant_id", "date"]
     by_conversation = conversations.group_by(day).agg(**_outcomes(), open=(pl.col("outcome") == "open").sum())
@@ -105,9 +111,6 @@ def tenant_daily(
         answered_by_llm=(assistant & (pl.col("tier") == "llm")).sum(),
         feedback_up=(pl.col("feedback") == "up").sum(),
         feedback_down=(pl.col("feedback") == "down").sum(),
-        input_tokens=pl.col("input_tokens").sum(),
-        output_tokens=pl.col("output_tokens").sum(),
-        cost_usd=pl.col("cost_usd").sum(),
         latency_ms_p50=pl.col("latency_ms").filter(assistant).quantile(0.5, interpolation="linear"),
         latency_ms_p95=pl.col("latency_ms").filter(assistant).quantile(0.95, interpolation="linear"),
         pii_redactions=pl.sum_horizontal([pl.col(f"pii_{kind}") for kind in KINDS]).sum(),
@@ -126,11 +129,17 @@ def tenant_daily(
             | {f"sentiment_{label}": pl.Int32 for label in ("negative", "neutral", "positive")}
             | {"sentiment_mean": pl.Float64}
         )
-    days = pl.concat([by_conversation.select(day), by_message.select(day)]).unique()
+    by_usage = usage.group_by(day).agg(
+        input_tokens=pl.col("input_tokens").sum(),
+        output_tokens=pl.col("output_tokens").sum(),
+        cost_usd=pl.col("cost_usd").sum(),
+    )
+    days = pl.concat([by_conversation.select(day), by_message.select(day), by_usage.select(day)]).unique()
     counts = [name for name, dtype in TENANT_DAILY_SCHEMA.items() if dtype in (pl.Int32, pl.Int64)]
     daily = (
         days.join(by_conversation, on=day, how="left")
         .join(by_message, on=day, how="left")
+        .join(by_usage, on=day, how="left")
         .join(by_sentiment, on=day, how="left")
         .with_columns(
             [pl.col(name).fill_null(0) for name in counts if not name.startswith("sentiment_")]

@@ -53,8 +53,10 @@ _USAGE_PAYLOAD = pl.Struct(
         "input_tokens": pl.Int64,
         "output_tokens": pl.Int64,
         "cost_usd": pl.Float64,
+        "latency_ms": pl.Float64,
         "cache_hit": pl.Boolean,
         "outcome": pl.String,
+        "intent": pl.String,
         "routed_by": pl.String,
     }
 )
@@ -92,6 +94,28 @@ MESSAGES_SCHEMA = pl.Schema(
         "feedback_comment": pl.String,
         "feedback_at": TS,
         "event_id": pl.String,
+    }
+)
+
+USAGE_SCHEMA = pl.Schema(
+    {
+        "tenant_id": pl.String,
+        "event_id": pl.String,
+        "at": TS,
+        "date": pl.Date,
+        "conversation_id": pl.String,
+        "message_id": pl.String,  # the answer it paid for; null for a summary or a turn that broke off
+        "tier": pl.String,  # cache, kb, local, llm, or summary
+        "provider": pl.String,
+        "model": pl.String,
+        "input_tokens": pl.Int64,
+        "output_tokens": pl.Int64,
+        "cost_usd": pl.Float64,
+        "latency_ms": pl.Float64,
+        "cache_hit": pl.Boolean,
+        "outcome": pl.String,
+        "intent": pl.String,
+        "routed_by": pl.String,
     }
 )
 
@@ -138,6 +162,7 @@ _COUNTS = ("messages", "user_messages", "assistant_messages", "unanswered", "fee
 class Silver:
     conversations: pl.DataFrame
     messages: pl.DataFrame
+    usage: pl.DataFrame
     duplicates: int  # bronze rows whose event id was seen before
     redactions: dict[str, int]
 
@@ -218,7 +243,7 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
     handoffs = _first_per(_decoded(unique, "handoff.requested", _HANDOFF_PAYLOAD), conversation, order).select(
         *conversation, handoff_reason=pl.col("reason"), handoff_at=pl.col("occurred_at")
     )
-    # Usage of turns that broke off before any text has no message; it still cost the conversation.
+    # Usage without a message (a turn that broke off before any text, a summary) still cost the conversation.
     orphan_usage = (
         usage.filter(pl.col("message_id").is_null() & pl.col("conversation_id").is_not_null())
         .group_by(conversation)
@@ -290,6 +315,10 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
     return Silver(
         conversations=_conform(conversations, CONVERSATIONS_SCHEMA),
         messages=_conform(messages, MESSAGES_SCHEMA),
+        usage=_conform(
+            usage.rename({"occurred_at": "at"}).with_columns(date=pl.col("at").dt.date()).sort("tenant_id", "at"),
+            USAGE_SCHEMA,
+        ),
         duplicates=duplicates,
         redactions=redactions,
     )

@@ -40,7 +40,7 @@ def test_the_graph_runs_from_the_outbox_to_gold_with_a_check_on_each_layer():
     assert {"silver/conversations", "silver/messages", "enriched/message_sentiment"} <= upstream
     checked = {"/".join(check.asset_key.path) for check in graph.asset_check_keys}
     assert {"bronze/events", "silver/conversations", "silver/messages", "gold/tenant_daily"} <= checked
-    assert {s.name for s in defs.schedules} == {"lakehouse_hourly", "lake_maintenance_nightly"}
+    assert {s.name for s in defs.schedules} == {"lakehouse_hourly", "warehouse_hourly", "lake_maintenance_nightly"}
 
 
 def test_the_sensor_starts_a_run_only_when_the_outbox_has_events_and_none_is_running(pg_server):

@@ -78,6 +78,10 @@ def test_gold_daily_facts_add_up_to_silver(lakehouse):
         for outcome in ("resolved", "handoff", "abandoned"):
             assert mine[outcome].sum() == theirs.filter(pl.col("outcome") == outcome).height
         assert mine["cost_usd"].sum() == pytest.approx(theirs["cost_usd"].sum())
+        billed = platform_rows(
+            lakehouse.db_url, f"SELECT sum(cost_usd)::float8 FROM usage WHERE tenant_id = '{tenant}'"
+        )
+        assert mine["cost_usd"].sum() == pytest.approx(billed[0][0]), "the lake's cost is what the usage rows say"
     assert daily.select(pl.struct("tenant_id", "date").is_unique().all()).item()
     scored = frame(lake, MESSAGE_SENTIMENT)
     customer = frame(lake, SILVER_MESSAGES).filter(pl.col("role") == "user")

@@ -10,14 +10,15 @@ from core.lake import (
     MESSAGE_SENTIMENT,
     SILVER_CONVERSATIONS,
     SILVER_MESSAGES,
+    SILVER_USAGE,
     Lake,
 )
 from pipelines.incremental import changed_tenants, tenant_chunks
-from pipelines.keys import CONVERSATIONS, INTENT_DAILY, MESSAGES, SENTIMENT, TENANT_DAILY, TOPICS
+from pipelines.keys import CONVERSATIONS, INTENT_DAILY, MESSAGES, SENTIMENT, TENANT_DAILY, TOPICS, USAGE
 from pipelines.resources import LakeResource
 from pipelines.transforms.gold import intent_daily, tenant_daily
 
-SOURCES = [SILVER_CONVERSATIONS, SILVER_MESSAGES, MESSAGE_SENTIMENT, CONVERSATION_TOPICS]
+SOURCES = [SILVER_CONVERSATIONS, SILVER_MESSAGES, SILVER_USAGE, MESSAGE_SENTIMENT, CONVERSATION_TOPICS]
 MESSAGE_COLUMNS = [
     "tenant_id",
     "message_id",
@@ -54,9 +55,10 @@ def rebuild_gold(lake: Lake) -> dict:
         messages = _frame(lake, SILVER_MESSAGES, chunk, MESSAGE_COLUMNS)
         if conversations is None or messages is None:
             continue
+        usage = _frame(lake, SILVER_USAGE, chunk, ["tenant_id", "date", "input_tokens", "output_tokens", "cost_usd"])
         sentiment = _frame(lake, MESSAGE_SENTIMENT, chunk, ["tenant_id", "message_id", "label", "score"])
         topics = _frame(lake, CONVERSATION_TOPICS, chunk, ["tenant_id", "conversation_id", "topic"])
-        daily = tenant_daily(conversations, messages, sentiment)
+        daily = tenant_daily(conversations, messages, usage, sentiment)
         by_intent = intent_daily(conversations, messages, topics=topics, sentiment=sentiment)
         last = index == len(chunks) - 1
         lake.replace_tenants(GOLD_TENANT_DAILY, daily.to_arrow(), tenant_ids=chunk, sources=versions if last else None)
@@ -72,7 +74,7 @@ def rebuild_gold(lake: Lake) -> dict:
     specs=[
         dg.AssetSpec(
             TENANT_DAILY,
-            deps=[CONVERSATIONS, MESSAGES, SENTIMENT],
+            deps=[CONVERSATIONS, MESSAGES, USAGE, SENTIMENT],
             group_name="gold",
             kinds={"delta", "polars"},
             description="Per tenant and day: volume, outcomes, deflection, feedback, sentiment, tokens, cost, latency.",

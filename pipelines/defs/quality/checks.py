@@ -12,9 +12,16 @@ import dagster as dg
 import polars as pl
 import pyarrow.dataset as pds
 
-from core.lake import BRONZE_EVENTS, GOLD_TENANT_DAILY, MESSAGE_SENTIMENT, SILVER_CONVERSATIONS, SILVER_MESSAGES
+from core.lake import (
+    BRONZE_EVENTS,
+    GOLD_TENANT_DAILY,
+    MESSAGE_SENTIMENT,
+    SILVER_CONVERSATIONS,
+    SILVER_MESSAGES,
+    SILVER_USAGE,
+)
 from models.sentiment import LABELS
-from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES, SENTIMENT, TENANT_DAILY
+from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES, SENTIMENT, TENANT_DAILY, USAGE
 from pipelines.quality import Validation, validate
 from pipelines.resources import LakeResource
 
@@ -72,11 +79,11 @@ def bronze_events_valid(context: dg.AssetCheckExecutionContext, lake: LakeResour
     )
 
 
-def _bronze_expected(lake, tenants: list[str]) -> tuple[int, int]:
-    """(messages, conversations) bronze says silver must have for these tenants."""
+def _bronze_expected(lake, tenants: list[str]) -> tuple[int, int, int]:
+    """(messages, conversations, usage rows) bronze says silver must have for these tenants."""
     events = _read(lake, BRONZE_EVENTS, tenants, ["tenant_id", "type", "event_id", "payload"]).unique("event_id")
     if events.height == 0:
-        return 0, 0
+        return 0, 0, 0
     ids = events.with_columns(
         message_id=pl.col("payload").str.json_path_match("$.message_id"),
         conversation_id=pl.col("payload").str.json_path_match("$.conversation_id"),
@@ -86,7 +93,8 @@ def _bronze_expected(lake, tenants: list[str]) -> tuple[int, int]:
     messages = message_events.filter(pl.col("message_id").is_not_null()).select("tenant_id", "message_id").unique()
     broken = message_events.filter(pl.col("message_id").is_null() | pl.col("conversation_id").is_null()).height
     conversations = ids.filter(pl.col("conversation_id").is_not_null()).select("tenant_id", "conversation_id").unique()
-    return messages.height + broken, conversations.height
+    usage = events.filter(pl.col("type") == "usage.recorded").height
+    return messages.height + broken, conversations.height, usage
 
 
 @dg.asset_check(
@@ -99,7 +107,7 @@ def silver_conversations_valid(context: dg.AssetCheckExecutionContext, lake: Lak
     frame = _read(
         store, SILVER_CONVERSATIONS, tenants, ["tenant_id", "conversation_id", "started_at", "ended_at", "outcome"]
     )
-    _, expected = _bronze_expected(store, tenants)
+    _, expected, _ = _bronze_expected(store, tenants)
     return _result(
         validate(
             frame,
@@ -131,7 +139,7 @@ def silver_messages_valid(context: dg.AssetCheckExecutionContext, lake: LakeReso
         )
     else:
         frame = frame.with_columns(in_order=pl.lit(True))
-    expected, _ = _bronze_expected(store, tenants)
+    expected, _, _ = _bronze_expected(store, tenants)
     return _result(
         validate(
             frame,
@@ -143,6 +151,29 @@ def silver_messages_valid(context: dg.AssetCheckExecutionContext, lake: LakeReso
                 E.ExpectTableRowCountToEqual(value=expected),
             ],
             name="silver_messages",
+        )
+    )
+
+
+@dg.asset_check(
+    asset=USAGE, blocking=True, description="Usage: one row per metered call in bronze, with a tier and a cost >= 0."
+)
+def silver_usage_valid(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    tenants, store = _tenants(context, USAGE), lake.lake()
+    frame = _read(store, SILVER_USAGE, tenants, ["tenant_id", "event_id", "tier", "cost_usd", "input_tokens"])
+    _, _, expected = _bronze_expected(store, tenants)
+    return _result(
+        validate(
+            frame,
+            lambda E: [
+                E.ExpectColumnValuesToNotBeNull(column="tenant_id"),
+                E.ExpectColumnValuesToNotBeNull(column="tier"),
+                E.ExpectColumnValuesToBeUnique(column="event_id"),
+                E.ExpectColumnValuesToBeBetween(column="cost_usd", min_value=0),
+                E.ExpectColumnValuesToBeBetween(column="input_tokens", min_value=0),
+                E.ExpectTableRowCountToEqual(value=expected),
+            ],
+            name="silver_usage",
         )
     )
 
@@ -195,6 +226,7 @@ CHECKS = [
     bronze_events_valid,
     silver_conversations_valid,
     silver_messages_valid,
+    silver_usage_valid,
     message_sentiment_valid,
     tenant_daily_valid,
 ]

@@ -6,9 +6,9 @@ import dagster as dg
 import polars as pl
 import pyarrow.dataset as pds
 
-from core.lake import BRONZE_EVENTS, SILVER_CONVERSATIONS, SILVER_MESSAGES, SILVER_TENANTS, Lake
+from core.lake import BRONZE_EVENTS, SILVER_CONVERSATIONS, SILVER_MESSAGES, SILVER_TENANTS, SILVER_USAGE, Lake
 from pipelines.incremental import changed_tenants, tenant_chunks
-from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES, TENANTS
+from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES, TENANTS, USAGE
 from pipelines.resources import LakeResource, PostgresResource
 from pipelines.transforms.silver import OPEN_MINUTES, build_silver
 
@@ -30,16 +30,22 @@ def rebuild_silver(lake: Lake, *, as_of: datetime) -> dict:
     """Rebuild the silver rows of every tenant with new bronze events (or stale open conversations)."""
     tenants, versions = changed_tenants(lake, targets=[SILVER_CONVERSATIONS, SILVER_MESSAGES], sources=[BRONZE_EVENTS])
     tenants |= stale_open_tenants(lake, as_of=as_of)
-    stats = {"tenants": len(tenants), "conversations": 0, "messages": 0, "duplicates": 0, "redactions": {}}
+    stats = {"tenants": len(tenants), "conversations": 0, "messages": 0, "usage": 0, "duplicates": 0, "redactions": {}}
     chunks = list(tenant_chunks(lake, BRONZE_EVENTS, tenants))
     for index, chunk in enumerate(chunks):
         events = pl.from_arrow(lake.read(BRONZE_EVENTS, tenant_ids=chunk, columns=BRONZE_COLUMNS))
         built = build_silver(events, as_of=as_of)
         last = index == len(chunks) - 1
-        for table, frame in ((SILVER_CONVERSATIONS, built.conversations), (SILVER_MESSAGES, built.messages)):
+        written = (
+            (SILVER_CONVERSATIONS, built.conversations),
+            (SILVER_MESSAGES, built.messages),
+            (SILVER_USAGE, built.usage),
+        )
+        for table, frame in written:
             lake.replace_tenants(table, frame.to_arrow(), tenant_ids=chunk, sources=versions if last else None)
         stats["conversations"] += built.conversations.height
         stats["messages"] += built.messages.height
+        stats["usage"] += built.usage.height
         stats["duplicates"] += built.duplicates
         for kind, count in built.redactions.items():
             stats["redactions"][kind] = stats["redactions"].get(kind, 0) + count
@@ -63,6 +69,13 @@ def rebuild_silver(lake: Lake, *, as_of: datetime) -> dict:
             kinds={"delta", "polars"},
             description="One row per message, ordered within its conversation, PII redacted (and counted).",
         ),
+        dg.AssetSpec(
+            USAGE,
+            deps=[BRONZE],
+            group_name="silver",
+            kinds={"delta", "polars"},
+            description="One row per metered call: tier, provider/model, tokens, cost, latency, outcome, routing.",
+        ),
     ],
 )
 def silver(lake: LakeResource):
@@ -77,6 +90,7 @@ def silver(lake: LakeResource):
         asset_key=MESSAGES,
         metadata={**shared, "rows": stats["messages"], "pii_redacted": dg.MetadataValue.json(stats["redactions"])},
     )
+    yield dg.MaterializeResult(asset_key=USAGE, metadata={**shared, "rows": stats["usage"]})
 
 
 @dg.asset(
