@@ -1,4 +1,4 @@
-"""PII redaction on a labelled sample: what must go, what must stay, and the column path agreeing with the scalar one."""
+"""PII redaction on a labelled sample: what must go, what must stay, and the column path agreeing with the scalar."""
 
 from __future__ import annotations
 
