@@ -11,12 +11,16 @@ from bench import (
     chat_load,
     cold_start,
     kb_confidence,
+    lake_ingest,
+    lake_pipeline,
+    lake_query,
     memory,
     outage,
     request_overhead,
     retrieval_scale,
     router_overhead,
     routing_cost,
+    sentiment,
     stackfaq,
 )
 
@@ -33,6 +37,10 @@ BENCHMARKS = (
     router_overhead,
     outage,
     routing_cost,
+    lake_ingest,
+    lake_pipeline,
+    sentiment,
+    lake_query,
 )
 
 for benchmark in BENCHMARKS:

@@ -151,14 +151,14 @@ WITH conversation AS (
       FROM conversation
     RETURNING {_MESSAGE_COLUMNS}
 ), events AS (
-    INSERT INTO outbox (event_id, tenant_id, type, payload)
-    SELECT event_id, %(tenant_id)s, type, payload FROM (
-        SELECT 1 AS n, %(message_event)s::uuid AS event_id, 'message.created' AS type,
+    INSERT INTO outbox (event_id, tenant_id, type, payload, created_at)
+    SELECT event_id, %(tenant_id)s, type, payload, at FROM (
+        SELECT 1 AS n, %(message_event)s::uuid AS event_id, 'message.created' AS type, message.created_at AS at,
                %(event)s::jsonb || jsonb_build_object('channel', conversation.channel, 'at', message.created_at)
                    AS payload
           FROM message, conversation
         UNION ALL
-        SELECT 2, %(handoff_event)s::uuid, 'handoff.requested',
+        SELECT 2, %(handoff_event)s::uuid, 'handoff.requested', message.created_at,
                jsonb_build_object('conversation_id', conversation.id, 'reason', %(handoff_reason)s::text,
                                   'at', message.created_at)
           FROM conversation, message WHERE %(handoff)s AND NOT conversation.handoff_requested

@@ -1,13 +1,17 @@
 """SQL over the lakehouse for analysts: DuckDB with every lake table as a view, for one tenant or for all of them.
 
-Each table that exists is a view named `<layer>_<name>` (silver/messages → silver_messages). In a tenant's scope the
-view is the table's Arrow dataset filtered to that tenant (`Lake.dataset(table, tenant_id=...)`), so DuckDB's own
-filters are ANDed with the tenant's and no predicate can widen it. Once the views are registered the connection is
-closed to everything else before any caller SQL runs:
+Each table that exists is a view named `<layer>_<name>` (silver/messages → silver_messages). A table partitioned by
+tenant on a local lake is read by DuckDB's own Parquet reader (twice as fast as through Arrow, bench/lake_query.py):
+the view is `read_parquet` over the table's current files — in a tenant's scope only that tenant's partition files,
+and filtered to the tenant again — and exactly those files are DuckDB's `allowed_paths`. Other tables (unpartitioned,
+or on object storage) are registered as Arrow datasets, filtered to the tenant (`Lake.dataset(table, tenant_id=...)`),
+so DuckDB's own filters are ANDed with the tenant's and no predicate can widen it. Once the views exist the
+connection is closed to everything else before any caller SQL runs:
 
 - `enable_external_access = false`: DuckDB opens no file or URL itself (read_parquet, delta_scan, glob, read_csv,
-  ATTACH of a file, COPY ... TO, EXPORT DATABASE, INSTALL/LOAD of extensions). The registered datasets still work,
-  because pyarrow, not DuckDB, reads their files.
+  ATTACH of a file, COPY ... TO, EXPORT DATABASE, INSTALL/LOAD of extensions) but the allowed files, which it only
+  reads: no other tenant's file, nor an older version's, is among them. Registered datasets still work, because
+  pyarrow, not DuckDB, reads their files.
 - `python_enable_replacements = false`: a query cannot name a Python variable of the calling code (an unfiltered
   dataset in some frame) as if it were a table.
 - no autoloading or autoinstalling of extensions, TimeZone UTC (the lake's days are UTC days, as in gold).
@@ -27,6 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
@@ -47,7 +52,7 @@ __all__ = [
     "view_name",
 ]
 
-# Applied in this order before any caller SQL; lock_configuration must come last.
+# Applied in this order before any caller SQL (after `allowed_paths`); lock_configuration must come last.
 _HARDENING = (
     "SET autoinstall_known_extensions = false",
     "SET autoload_known_extensions = false",
@@ -55,6 +60,36 @@ _HARDENING = (
     "SET enable_external_access = false",
     "SET lock_configuration = true",
 )
+_PARTITION_TYPES = {"tenant_id": "VARCHAR", "date": "DATE"}
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _parquet_files(lake: Lake, table: TableSpec, scope: str | None) -> list[str] | None:
+    """The table's current data files in scope, when DuckDB may read them itself (a local lake, partitioned by
+    tenant); None otherwise."""
+    if not lake.is_local or table.partition_by[:1] != ("tenant_id",):
+        return None
+    delta = lake.table(table)
+    if delta is None:
+        return None
+    root = lake.uri(table).removeprefix("file://")
+    actions = delta.get_add_actions(flatten=True)
+    paths = actions.column("path").to_pylist()
+    tenants = actions.column("partition.tenant_id").to_pylist()
+    return [f"{root}/{unquote(path)}" for path, tenant in zip(paths, tenants, strict=True) if scope in (None, tenant)]
+
+
+def _parquet_view(table: TableSpec, files: list[str], scope: str | None) -> str:
+    types = ", ".join(f"{_literal(name)}: {_PARTITION_TYPES[name]}" for name in table.partition_by)
+    source = (
+        f"read_parquet([{', '.join(_literal(f) for f in files)}], hive_partitioning = true, "
+        f"hive_types = {{{types}}}, union_by_name = true)"
+    )
+    where = f" WHERE tenant_id = {_literal(scope)}" if scope is not None else ""
+    return f'CREATE VIEW "{view_name(table)}" AS SELECT * FROM {source}{where}'  # noqa: S608 (our paths and ids)
 
 
 class LakeQueryError(Exception):
@@ -166,17 +201,23 @@ def connect(
     scope = _scope(tenant_id, all_tenants)
     con = duckdb.connect(":memory:", config={"python_enable_replacements": False})
     try:
-        views = []
+        views, allowed = [], []
         for table in tables:
             try:
-                dataset = lake.dataset(table, tenant_id=scope)
+                files = _parquet_files(lake, table, scope)
+                dataset = None if files else lake.dataset(table, tenant_id=scope)
             except (DeltaError, OSError, pa.ArrowException) as exc:
                 raise LakeQueryError(f"cannot open lake table {table.name} at {lake.uri(table)}: {exc}") from None
-            if dataset is None:
-                continue
             view = LakeView(name=view_name(table), table=table)
-            con.register(view.name, dataset)
+            if files:
+                con.execute(_parquet_view(table, files, scope))
+                allowed += files
+            elif dataset is not None:
+                con.register(view.name, dataset)
+            else:
+                continue
             views.append(view)
+        con.execute(f"SET allowed_paths = [{', '.join(_literal(path) for path in allowed)}]")
         for statement in _HARDENING:
             con.execute(statement)
         connection = LakeConnection(con, views=tuple(views), tenant_id=scope)

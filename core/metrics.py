@@ -49,8 +49,9 @@ WITH row AS (
      WHERE %(cost_usd)s > 0
     ON CONFLICT (tenant_id, month) DO UPDATE SET cost_usd = total.cost_usd + excluded.cost_usd
 )
-INSERT INTO outbox (event_id, tenant_id, type, payload)
-SELECT %(event_id)s, %(tenant_id)s, 'usage.recorded', %(payload)s::jsonb || jsonb_build_object('at', row.at) FROM row
+INSERT INTO outbox (event_id, tenant_id, type, payload, created_at)
+SELECT %(event_id)s, %(tenant_id)s, 'usage.recorded', %(payload)s::jsonb || jsonb_build_object('at', row.at), row.at
+  FROM row
 """
 
 

@@ -12,6 +12,10 @@ The serving tier writes an event row in the same transaction as what it reports.
 
 A crash between 2 and 3 leaves rows the lake already has: the next drain reads the watermark from the lake's log,
 deletes them, and goes on. A crash before 2 commits loses nothing. One drain runs at a time (an advisory lock).
+
+An event's time is its outbox row's `created_at`, which the writers set to the time of what they report (the
+message's, the usage row's; the same as the payload's `at`): a writer of backdated events, such as the demo
+generator, sets it to when the event happened.
 """
 
 from __future__ import annotations
@@ -87,8 +91,7 @@ def _horizon(conn: psycopg.Connection) -> int:
         return conn.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]
 
 
-_BATCH = """SELECT id AS outbox_id, event_id::text AS event_id, tenant_id, type, created_at AS recorded_at,
-                  payload::text AS payload, payload->>'at' AS at
+_BATCH = """SELECT id AS outbox_id, event_id::text AS event_id, tenant_id, type, created_at, payload::text AS payload
              FROM outbox WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"""
 
 
@@ -100,14 +103,12 @@ def _read_batch(reader, *, after: int, upto: int, limit: int) -> pa.Table:
 
 
 def to_bronze(raw: pa.Table) -> pa.Table:
-    """Outbox rows as bronze rows: the event's own time is its payload's `at` when that reads as a timestamp, else
-    when the outbox recorded it."""
+    """Outbox rows (outbox_id, event_id, tenant_id, type, created_at, payload) as bronze rows."""
     frame = pl.from_arrow(raw)
-    recorded = pl.col("recorded_at").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-    occurred = pl.col("at").str.to_datetime(time_zone="UTC", time_unit="us", strict=False).fill_null(recorded)
+    created = pl.col("created_at").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     frame = frame.with_columns(
-        recorded_at=recorded,
-        occurred_at=occurred,
+        recorded_at=created,
+        occurred_at=created,
         ingested_at=pl.lit(_now_us(), dtype=pl.Int64).pipe(pl.from_epoch, time_unit="us").dt.replace_time_zone("UTC"),
     ).with_columns(date=pl.col("occurred_at").dt.date())
     return frame.select(BRONZE_SCHEMA.names).to_arrow().cast(BRONZE_SCHEMA)

@@ -45,15 +45,22 @@ class VaderScorer:
 
     def __init__(self, *, processes: int | None = None) -> None:
         self.processes = processes or min(2, os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None  # started at the first large batch, kept for the next ones
 
     def score(self, texts: Sequence[str]) -> Scores:
         texts = list(texts)
         if len(texts) < PARALLEL_FROM or self.processes == 1:
             compound = _compound(texts)
         else:
+            if self._pool is None:
+                context = multiprocessing.get_context("forkserver")
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
             size = -(-len(texts) // (self.processes * 4))
             chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-            context = multiprocessing.get_context("forkserver")
-            with ProcessPoolExecutor(self.processes, mp_context=context) as pool:
-                compound = [value for part in pool.map(_compound, chunks) for value in part]
+            compound = [value for part in self._pool.map(_compound, chunks) for value in part]
         return Scores(labels=[label(c) for c in compound], scores=np.asarray(compound, dtype=np.float32))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None

@@ -49,20 +49,19 @@ def rank_sentences(turns: Sequence[Turn], *, speaker: str | None = None) -> list
     """(salience, turn index, sentence) of every sentence (of `speaker`'s turns only, if given), best first.
     Salience: the sentence's words weighted by how rare they are across turns and how often the conversation uses
     them, normalised by length so long sentences do not win by size."""
-    per_turn = [set(_words(turn.text)) for turn in turns]
-    document_frequency = Counter(word for words in per_turn for word in words)
-    usage = Counter(word for turn in turns for word in _words(turn.text))
+    words_per_turn = [_words(turn.text) for turn in turns]
+    document_frequency = Counter(word for words in words_per_turn for word in set(words))
+    usage = Counter(word for words in words_per_turn for word in words)
     n = max(len(turns), 1)
+    weight = {word: count * math.log(1 + n / document_frequency[word]) for word, count in usage.items()}
     ranked = []
     for index, turn in enumerate(turns):
         if speaker is not None and turn.role != speaker:
             continue
         for sentence in sentences(turn.text):
             words = _words(sentence)
-            if not words:
-                continue
-            weight = sum(usage[w] * math.log(1 + n / document_frequency[w]) for w in set(words))
-            ranked.append((weight / math.sqrt(len(words)), index, sentence))
+            if words:
+                ranked.append((sum(weight[w] for w in set(words)) / math.sqrt(len(words)), index, sentence))
     ranked.sort(key=lambda item: (-item[0], item[1]))
     return ranked
 

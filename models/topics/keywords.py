@@ -50,13 +50,14 @@ def assign(texts: Sequence[str | None], *, seed: int = 0) -> Topics:
                 ids[i], labels[i] = int(weights.argmax()), str(terms[weights.argmax()])
         return Topics(ids, labels)
     k = max(2, min(MAX_TOPICS, round(math.sqrt(len(present) / 4))))
-    model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048).fit(matrix)
+    model = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=1, batch_size=2048).fit(matrix)
     names = []
     for centroid in model.cluster_centers_:
         top = terms[np.argsort(centroid)[::-1][:2]]
         names.append(" / ".join(str(t) for t in top))
+    has_terms = np.diff(matrix.indptr) > 0  # rows with any known term (slicing rows one by one is slow)
     for row, i in enumerate(present):
-        if matrix[row].nnz:
+        if has_terms[row]:
             ids[i] = int(model.labels_[row])
             labels[i] = names[ids[i]]
     return Topics(ids, labels)

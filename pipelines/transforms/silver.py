@@ -183,10 +183,20 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
     duplicates = events.height - unique.height
     order = ["occurred_at", "outbox_id"]
 
-    messages = _first_per(_decoded(unique, "message.created", _MESSAGE_PAYLOAD), ["tenant_id", "message_id"], order)
+    decoded = {
+        kind: _decoded(unique, kind, payload)
+        for kind, payload in (
+            ("message.created", _MESSAGE_PAYLOAD),
+            ("feedback.given", _FEEDBACK_PAYLOAD),
+            ("usage.recorded", _USAGE_PAYLOAD),
+            ("conversation.started", _STARTED_PAYLOAD),
+            ("handoff.requested", _HANDOFF_PAYLOAD),
+        )
+    }
+    messages = _first_per(decoded["message.created"], ["tenant_id", "message_id"], order)
     messages = messages.filter(pl.col("message_id").is_not_null() & pl.col("conversation_id").is_not_null())
     feedback = _first_per(
-        _decoded(unique, "feedback.given", _FEEDBACK_PAYLOAD).filter(pl.col("message_id").is_not_null()),
+        decoded["feedback.given"].filter(pl.col("message_id").is_not_null()),
         ["tenant_id", "message_id"],
         order,
         last=True,  # rating again replaces the rating
@@ -197,7 +207,7 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
         feedback_comment=pl.col("comment"),
         feedback_at=pl.col("occurred_at"),
     )
-    usage = _decoded(unique, "usage.recorded", _USAGE_PAYLOAD)
+    usage = decoded["usage.recorded"]
     usage_per_message = _first_per(usage.filter(pl.col("message_id").is_not_null()), ["tenant_id", "message_id"], order)
 
     messages = (
@@ -237,10 +247,10 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
         )
     )
 
-    started = _first_per(_decoded(unique, "conversation.started", _STARTED_PAYLOAD), conversation, order).select(
+    started = _first_per(decoded["conversation.started"], conversation, order).select(
         *conversation, started_channel=pl.col("channel"), started_event_at=pl.col("occurred_at")
     )
-    handoffs = _first_per(_decoded(unique, "handoff.requested", _HANDOFF_PAYLOAD), conversation, order).select(
+    handoffs = _first_per(decoded["handoff.requested"], conversation, order).select(
         *conversation, handoff_reason=pl.col("reason"), handoff_at=pl.col("occurred_at")
     )
     # Usage without a message (a turn that broke off before any text, a summary) still cost the conversation.
@@ -253,8 +263,9 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
             orphan_cost=pl.col("cost_usd").sum(),
         )
     )
+    # Every event type names its conversation: the latest of them says whether the conversation is still going.
     last_event = (
-        unique.with_columns(conversation_id=pl.col("payload").str.json_path_match("$.conversation_id"))
+        pl.concat([frame.select(*conversation, "occurred_at") for frame in decoded.values()])
         .group_by(conversation)
         .agg(last_event_at=pl.col("occurred_at").max())
     )

@@ -125,7 +125,10 @@ def test_list_views_counts_rows_in_scope(lakehouse):
 
 def _file_attacks(lakehouse, tmp_path: Path) -> dict[str, str]:
     root = str(lakehouse.root)
-    parquet = next(iter(lakehouse.lake.table("silver/messages").file_uris())).removeprefix("file://")
+    # Another tenant's file: the files DuckDB may read are exactly the caller's own current ones.
+    other = lakehouse.tenants[1]
+    parquet = next(f for f in lakehouse.lake.table("silver/messages").file_uris() if f"tenant_id={other}/" in f)
+    parquet = parquet.removeprefix("file://")
     out = tmp_path / "leak.csv"
     return {
         "read_parquet a lake file": f"SELECT * FROM read_parquet('{parquet}')",
@@ -175,8 +178,14 @@ ATTACKS = [
 ]
 
 
-@pytest.mark.parametrize("scope", ["tenant", "operator"])
-@pytest.mark.parametrize("attack", ATTACKS)
+# The operator's scope includes every tenant's current data files: reading one directly is in scope, not an attack.
+IN_OPERATOR_SCOPE = {"read_parquet a lake file", "a file path as a table", "parquet_metadata"}
+
+
+@pytest.mark.parametrize(
+    ("attack", "scope"),
+    [(a, s) for a in ATTACKS for s in ("tenant", "operator") if not (s == "operator" and a in IN_OPERATOR_SCOPE)],
+)
 def test_sql_cannot_reach_files_or_unlock_the_connection(lakehouse, tmp_path, attack, scope):
     sql = _file_attacks(lakehouse, tmp_path)[attack]
     own = lakehouse.tenants[0]
@@ -189,6 +198,18 @@ def test_sql_cannot_reach_files_or_unlock_the_connection(lakehouse, tmp_path, at
         seen = connection.query("SELECT DISTINCT tenant_id FROM silver_messages").column(0).to_pylist()
         assert set(seen) == ({own} if scope == "tenant" else set(lakehouse.tenants))
     assert list(tmp_path.iterdir()) == []  # nothing was written: no COPY output, no attached file, no export
+
+
+def test_a_tenant_may_read_its_own_current_files_and_no_others(lakehouse):
+    own, other = lakehouse.tenants
+    files = lakehouse.lake.table("silver/messages").file_uris()
+    mine = next(f for f in files if f"tenant_id={own}/" in f).removeprefix("file://")
+    theirs = next(f for f in files if f"tenant_id={other}/" in f).removeprefix("file://")
+    with connect(lake=lakehouse.lake, tenant_id=own) as connection:
+        direct = connection.query(f"SELECT count(*) AS n FROM read_parquet('{mine}')").column("n")[0].as_py()
+        assert direct == connection.query("SELECT count(*) AS n FROM silver_messages").column("n")[0].as_py() > 0
+        with pytest.raises(LakeQueryError, match="Permission"):
+            connection.query(f"SELECT count(*) FROM read_parquet('{theirs}')")
 
 
 def test_a_python_variable_is_not_a_table(lakehouse):

@@ -125,7 +125,8 @@ def test_a_late_message_rebuilds_only_its_tenant_and_updates_its_conversation(ow
     late = TRAFFIC_END + timedelta(hours=1)
     with psycopg.connect(url) as conn:
         conn.execute(
-            "INSERT INTO outbox (event_id, tenant_id, type, payload) VALUES (%s, %s, 'message.created', %s)",
+            """INSERT INTO outbox (event_id, tenant_id, type, payload, created_at)
+               VALUES (%s, %s, 'message.created', %s, %s)""",
             (
                 uuid.uuid4(),
                 first,
@@ -139,6 +140,7 @@ def test_a_late_message_rebuilds_only_its_tenant_and_updates_its_conversation(ow
                         "at": late.isoformat(),
                     }
                 ),
+                late,  # a writer of a backdated event sets the outbox row's time to the event's
             ),
         )
     result = run_lakehouse(root, url)

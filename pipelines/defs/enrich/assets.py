@@ -136,7 +136,13 @@ def run_topics(lake: Lake) -> dict:
     description="Label (negative, neutral, positive) and score in [-1, 1] of every customer message.",
 )
 def message_sentiment(lake: LakeResource) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata=run_sentiment(lake.lake(), default_scorer()))
+    scorer = default_scorer()
+    try:
+        return dg.MaterializeResult(metadata=run_sentiment(lake.lake(), scorer))
+    finally:
+        close = getattr(scorer, "close", None)
+        if close is not None:
+            close()
 
 
 @dg.asset(
