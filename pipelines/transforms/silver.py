@@ -43,23 +43,6 @@ _HANDOFF_PAYLOAD = pl.Struct({"conversation_id": pl.String, "reason": pl.String}
 _FEEDBACK_PAYLOAD = pl.Struct(
     {"conversation_id": pl.String, "message_id": pl.String, "rating": pl.String, "comment": pl.String}
 )
-_USAGE_PAYLOAD = pl.Struct(
-    {
-        "conversation_id": pl.String,
-        "message_id": pl.String,
-        "tier": pl.String,
-        "provider": pl.String,
-        "model": pl.String,
-        "input_tokens": pl.Int64,
-        "output_tokens": pl.Int64,
-        "cost_usd": pl.Float64,
-        "latency_ms": pl.Float64,
-        "cache_hit": pl.Boolean,
-        "outcome": pl.String,
-        "intent": pl.String,
-        "routed_by": pl.String,
-    }
-)
 
 MESSAGES_SCHEMA = pl.Schema(
     {
@@ -118,6 +101,9 @@ USAGE_SCHEMA = pl.Schema(
         "routed_by": pl.String,
     }
 )
+
+# A usage.recorded payload holds the row's columns but its keys and time, which the event carries itself.
+_USAGE_PAYLOAD = pl.Struct({k: v for k, v in USAGE_SCHEMA.items() if k not in ("tenant_id", "event_id", "at", "date")})
 
 CONVERSATIONS_SCHEMA = pl.Schema(
     {

@@ -53,29 +53,17 @@ def rebuild_silver(lake: Lake, *, as_of: datetime) -> dict:
     return stats
 
 
+def _silver_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(key, deps=[BRONZE], group_name="silver", kinds={"delta", "polars"}, description=description)
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            CONVERSATIONS,
-            deps=[BRONZE],
-            group_name="silver",
-            kinds={"delta", "polars"},
-            description="One row per conversation: channel, times, counts, outcome, feedback, tokens and cost.",
+        _silver_spec(
+            CONVERSATIONS, "One row per conversation: channel, times, counts, outcome, feedback, tokens, cost."
         ),
-        dg.AssetSpec(
-            MESSAGES,
-            deps=[BRONZE],
-            group_name="silver",
-            kinds={"delta", "polars"},
-            description="One row per message, ordered within its conversation, PII redacted (and counted).",
-        ),
-        dg.AssetSpec(
-            USAGE,
-            deps=[BRONZE],
-            group_name="silver",
-            kinds={"delta", "polars"},
-            description="One row per metered call: tier, provider/model, tokens, cost, latency, outcome, routing.",
-        ),
+        _silver_spec(MESSAGES, "One row per message, ordered within its conversation, PII redacted (and counted)."),
+        _silver_spec(USAGE, "One row per metered call: tier, provider/model, tokens, cost, latency, outcome, routing."),
     ],
 )
 def silver(lake: LakeResource):
