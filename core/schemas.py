@@ -296,3 +296,42 @@ class IntentRouteOut(BaseModel):
     quality: float | None
     computed_at: datetime
     in_policy: bool = Field(description="Whether the policy lists the tier; a route to a tier it does not is ignored")
+
+
+IntentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class IntentExample(Request):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    intent: IntentName
+
+
+class IntentExamplesCreate(Request):
+    examples: Annotated[list[IntentExample], Field(min_length=1, max_length=10_000)]
+
+
+class IntentExamples(BaseModel):
+    intents: dict[str, int] = Field(description="Examples per intent, all of the tenant's")
+    total: int
+    trainable: bool
+    why_not: str | None = Field(None, description="What is missing before a model can be trained")
+
+
+class IntentExamplesAdded(IntentExamples):
+    added: int
+    duplicates: int = Field(description="Examples already stored (same text and intent): kept once")
+
+
+class TrainingJob(BaseModel):
+    id: str
+    kind: Literal["intent", "sentiment"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    requested_by: str
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_id: str | None = Field(description="The MLflow run, once training started")
+    model_uri: str | None
+    metrics: dict[str, float] | None
+    promoted: bool | None = Field(description="Whether the new model became the champion")
+    detail: str | None

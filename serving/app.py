@@ -28,7 +28,7 @@ from core.vectors import VectorStore, open_vector_store
 from serving.cors import WidgetCorsMiddleware
 from serving.middleware import RequestContextMiddleware
 from serving.problems import install_problem_handlers
-from serving.routes import conversations, health, kb, keys, openai_compat, policy, tenants, usage, widget
+from serving.routes import conversations, health, kb, keys, models, openai_compat, policy, tenants, usage, widget
 from serving.services.chat import ChatService
 
 UPLOAD_PATHS = ("/v1/kb/documents",)
@@ -122,6 +122,6 @@ def create_app(
         max_body_bytes=settings.max_request_bytes,
         path_limits={path: settings.max_upload_bytes for path in UPLOAD_PATHS},
     )
-    for module in (health, tenants, keys, policy, usage, widget, kb, conversations, openai_compat):
+    for module in (health, tenants, keys, policy, usage, widget, kb, conversations, openai_compat, models):
         app.include_router(module.router)
     return app

@@ -1,0 +1,77 @@
+"""Labelled intent examples and training jobs through the API, per tenant."""
+
+from __future__ import annotations
+
+from tests.conftest import bearer, new_tenant
+
+
+def key_with_role(client, tenant_id, owner_key, role):
+    response = client.post(
+        f"/v1/tenants/{tenant_id}/keys", json={"role": role, "name": role}, headers=bearer(owner_key)
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["key"]
+
+
+def examples(intent, n, prefix="how do I"):
+    return [{"text": f"{prefix} {intent} number {i}", "intent": intent} for i in range(n)]
+
+
+def test_examples_are_added_in_bulk_once_each_and_counted_per_intent(client):
+    _, key = new_tenant(client, "examples")
+    body = {"examples": examples("refund", 6) + examples("card", 4) + examples("refund", 2)}
+    added = client.post("/v1/intents/examples", json=body, headers=bearer(key))
+    assert added.status_code == 201, added.text
+    assert added.json() | {"why_not": None} == {
+        "added": 10,
+        "duplicates": 2,
+        "intents": {"card": 4, "refund": 6},
+        "total": 10,
+        "trainable": False,
+        "why_not": None,
+    }
+    assert "at least 2 intents" in added.json()["why_not"]
+    again = client.post("/v1/intents/examples", json={"examples": examples("card", 5)}, headers=bearer(key))
+    assert again.json()["added"] == 1 and again.json()["trainable"] is True
+    assert client.get("/v1/intents/examples", headers=bearer(key)).json()["intents"] == {"card": 5, "refund": 6}
+
+
+def test_training_is_queued_only_when_the_examples_allow_it_and_jobs_stay_with_their_tenant(client):
+    mine, my_key = new_tenant(client, "train-a")
+    _, their_key = new_tenant(client, "train-b")
+    refused = client.post("/v1/models/intent/train", headers=bearer(my_key))
+    assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+    assert "Not enough examples" in refused.json()["detail"]
+    body = {"examples": examples("refund", 5) + examples("card", 5)}
+    assert client.post("/v1/intents/examples", json=body, headers=bearer(my_key)).status_code == 201
+    queued = client.post("/v1/models/intent/train", headers=bearer(my_key))
+    assert queued.status_code == 202, queued.text
+    job = queued.json()
+    assert job["status"] == "queued" and job["kind"] == "intent" and job["run_id"] is None
+    assert client.get(f"/v1/models/jobs/{job['id']}", headers=bearer(my_key)).json()["id"] == job["id"]
+    assert [j["id"] for j in client.get("/v1/models/jobs", headers=bearer(my_key)).json()] == [job["id"]]
+    assert client.get(f"/v1/models/jobs/{job['id']}", headers=bearer(their_key)).status_code == 404
+    assert client.get("/v1/models/jobs", headers=bearer(their_key)).json() == []
+    assert client.get("/v1/intents/examples", headers=bearer(their_key)).json()["total"] == 0
+
+
+def test_roles_and_bad_input(client):
+    tenant_id, owner = new_tenant(client, "models-roles")
+    viewer = key_with_role(client, tenant_id, owner, "viewer")
+    analyst = key_with_role(client, tenant_id, owner, "analyst")
+    body = {"examples": examples("refund", 1)}
+    assert client.post("/v1/intents/examples", json=body, headers=bearer(viewer)).status_code == 403
+    assert client.post("/v1/intents/examples", json=body, headers=bearer(analyst)).status_code == 403
+    assert client.get("/v1/intents/examples", headers=bearer(analyst)).status_code == 200
+    assert client.post("/v1/models/intent/train", headers=bearer(analyst)).status_code == 403
+    for bad in (
+        {"examples": []},
+        {"examples": [{"text": "", "intent": "x"}]},
+        {"examples": [{"text": "hi"}]},
+        {"examples": [{"text": "hi", "intent": "x" * 101}]},
+        {"rows": []},
+    ):
+        response = client.post("/v1/intents/examples", json=bad, headers=bearer(owner))
+        assert response.status_code == 422, bad
+        assert response.json()["errors"], bad
+    assert client.get("/v1/intents/examples", headers=bearer(owner)).json()["total"] == 0, "nothing was stored"
