@@ -78,12 +78,17 @@ class OnnxEncoder:
 
     @classmethod
     def load(cls, models_root: Path) -> OnnxEncoder:
+        """The serving encoder, built under `models_root` the first time."""
+        return cls.from_directory(ensure_model(models_root))
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> OnnxEncoder:
+        """An encoder built by core/encoder_build.py into `directory` (the serving one, or a tenant's fine-tuned)."""
         import onnxruntime
         from tokenizers import Tokenizer
 
         from core.encoder_build import MODEL_FILE, TOKENIZER_FILE
 
-        directory = ensure_model(models_root)
         tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
         # The shipped tokenizer.json pads every text to 128 tokens and cuts at 128: pad to the batch, cut at 256.
         tokenizer.enable_truncation(max_length=MAX_TOKENS)

