@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.lake import lake_app
+from cli.models import models_app
 from core.schemas import Role
 from core.settings import Settings, SettingsError, load_settings
 
@@ -26,6 +27,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(demo_app, name="demo")
 app.add_typer(lake_app, name="lake")
+app.add_typer(models_app, name="models")
 
 DEMO_TENANT = "Demo"
 # The actor of everything --seed-demo does; its keys are found (and replaced) by this creator.

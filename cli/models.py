@@ -1,0 +1,146 @@
+"""`parley models ...`: train and evaluate per-tenant models from files, printing JSON (for ML engineers).
+
+    parley models train intent --train FILE.csv [--tenant ID] [--text-col text] [--label-col label] [--oos-label oos]
+    parley models evaluate intent --model URI --test FILE.csv [...]
+
+A trained model is logged to the registry (PARLEY_MLFLOW_URI) as `intent__<tenant>` and becomes the champion only
+if it beats the current one on its held-out rows. `--model` takes a registry URI (models:/intent__t/3,
+models:/intent__t@champion) or a model folder. Bad files fail with one line and exit code 1, before anything is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+models_app = typer.Typer(no_args_is_help=True, help="Train and evaluate per-tenant models (prints JSON).")
+train_app = typer.Typer(no_args_is_help=True, help="Train a model from a labelled file.")
+evaluate_app = typer.Typer(no_args_is_help=True, help="Evaluate a model on a labelled file.")
+models_app.add_typer(train_app, name="train")
+models_app.add_typer(evaluate_app, name="evaluate")
+
+DEFAULT_TENANT = "default"
+PROMOTION_METRIC = {"intent": "macro_f1", "sentiment": "macro_recall"}
+
+TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text")]
+LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the label")]
+OosLabel = Annotated[str | None, typer.Option("--oos-label", help="The label that means out of scope")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"parley: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _settings():
+    from core.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _print(value) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@train_app.command("intent")
+def train_intent(
+    train: Annotated[Path, typer.Option("--train", help="CSV of labelled examples")],
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="Whose model (registered as intent__<tenant>)")
+    ] = DEFAULT_TENANT,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    oos_label: OosLabel = None,
+) -> None:
+    """Train an intent classifier; prints {run_id, model_uri, metrics, champion}."""
+    from core.embeddings import ensure_model
+    from core.registry import Registry, fingerprint
+    from models.intent.pyfunc import ARTIFACT, PIP_REQUIREMENTS, IntentPyfunc
+    from models.intent.train import TrainingDataError, read_rows, train_intent
+
+    settings = _settings()
+    try:
+        rows = read_rows(train, text_col=text_col, label_col=label_col)
+        with tempfile.TemporaryDirectory(prefix="parley-intent-") as scratch:
+            trained = train_intent(
+                rows,
+                base_encoder_dir=ensure_model(settings.models_location),
+                folder=Path(scratch) / ARTIFACT,
+                oos_label=oos_label,
+            )
+            registry = Registry(settings.mlflow_location)
+            logged = registry.log_run(
+                kind="intent",
+                tenant_id=tenant,
+                params=trained.params,
+                metrics=trained.metrics,
+                python_model=IntentPyfunc(),
+                artifacts={ARTIFACT: str(trained.folder)},
+                pip_requirements=PIP_REQUIREMENTS,
+                data_fingerprint=fingerprint(rows),
+                documents={"confusion_matrix.json": trained.confusion},
+            )
+    except TrainingDataError as exc:
+        raise _fail(str(exc)) from None
+    promotion = registry.promote_if_better(
+        kind="intent", tenant_id=tenant, version=logged.version, metric=PROMOTION_METRIC["intent"]
+    )
+    _print(
+        {
+            "run_id": logged.run_id,
+            "model_uri": logged.model_uri,
+            "metrics": trained.metrics,
+            "champion": promotion.promoted,
+            "promotion": promotion.reason,
+        }
+    )
+
+
+def _intent_model(uri: str, scratch: Path):
+    from models.intent.model import IntentModel
+    from models.intent.pyfunc import ARTIFACT
+
+    local = Path(uri)
+    if local.is_dir():
+        return IntentModel.load(local / ARTIFACT if (local / ARTIFACT).is_dir() else local)
+    if not uri.startswith(("models:/", "runs:/")):
+        raise _fail(f"--model {uri}: neither a model folder nor a registry URI (models:/intent__<tenant>/<version>)")
+    import mlflow
+
+    mlflow.set_tracking_uri(_settings().mlflow_location)
+    mlflow.set_registry_uri(_settings().mlflow_location)
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(scratch)))
+    except Exception as exc:  # MLflow raises several kinds for a missing model or version
+        raise _fail(f"--model {uri}: {exc}") from None
+    return IntentModel.load(folder / "artifacts" / ARTIFACT)
+
+
+@evaluate_app.command("intent")
+def evaluate_intent(
+    model: Annotated[str, typer.Option("--model", help="models:/intent__<tenant>/<version>, @champion, or a folder")],
+    test: Annotated[Path, typer.Option("--test", help="CSV of labelled examples")],
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    oos_label: OosLabel = None,
+) -> None:
+    """Evaluate an intent model; prints {accuracy, macro_f1, in_scope_accuracy, oos_recall, oos_precision, n}."""
+    from models.intent.evaluate import intent_metrics
+    from models.intent.train import TrainingDataError, read_rows
+
+    try:
+        rows = read_rows(test, text_col=text_col, label_col=label_col)
+    except TrainingDataError as exc:
+        raise _fail(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="parley-eval-") as scratch:
+        loaded = _intent_model(model, Path(scratch))
+        predictions = loaded.predict([text for text, _ in rows])
+    _print(intent_metrics(predictions, [label for _, label in rows], oos_label=oos_label))
