@@ -20,7 +20,9 @@ from core.schemas import Channel, Conversation, Feedback, Message, Rating, Sourc
 from core.tenancy import new_id
 
 _CONVERSATION_COLUMNS = "id, channel, handoff_requested, metadata, created_at, updated_at"
-_MESSAGE_COLUMNS = "id, conversation_id, role, text, sources, tier, model, latency_ms, created_at"
+_MESSAGE_COLUMNS = (
+    "id, conversation_id, role, text, sources, tier, model, latency_ms, intent, intent_confidence, created_at"
+)
 
 
 async def emit(conn: AsyncConnection, *, tenant_id: str, type: str, payload: dict[str, Any]) -> str:
@@ -49,9 +51,13 @@ def message_event(
     model: str | None,
     latency_ms: float | None,
     handoff_reason: str | None,
+    intent: str | None = None,
+    intent_confidence: float | None = None,
 ) -> dict[str, Any]:
     """message.created without `channel` and `at`, which the statement that inserts the message adds."""
     return {
+        "intent": intent,
+        "intent_confidence": intent_confidence,
         "conversation_id": conversation_id,
         "message_id": message_id,
         "role": role,
@@ -145,9 +151,10 @@ WITH conversation AS (
        SET updated_at = now(), handoff_requested = c.handoff_requested OR %(handoff)s
       FROM conversation WHERE c.id = conversation.id
 ), message AS (
-    INSERT INTO messages (id, tenant_id, conversation_id, role, text, sources, tier, model, latency_ms)
+    INSERT INTO messages (id, tenant_id, conversation_id, role, text, sources, tier, model, latency_ms, intent,
+                          intent_confidence)
     SELECT %(message_id)s, %(tenant_id)s, conversation.id, %(role)s, %(text)s, %(sources)s, %(tier)s, %(model)s,
-           %(latency_ms)s
+           %(latency_ms)s, %(intent)s, %(intent_confidence)s
       FROM conversation
     RETURNING {_MESSAGE_COLUMNS}
 ), events AS (
@@ -182,6 +189,8 @@ async def add_message(
     visitor_token: str | None = None,
     handoff_reason: str | None = None,
     message_id: str | None = None,
+    intent: str | None = None,
+    intent_confidence: float | None = None,
 ) -> Message | None:
     """Add a message (and its outbox event) to the tenant's conversation; None if there is no such conversation.
 
@@ -204,6 +213,8 @@ async def add_message(
             "tier": tier,
             "model": model,
             "latency_ms": latency_ms,
+            "intent": intent,
+            "intent_confidence": intent_confidence,
             "message_event": uuid.uuid4(),
             "handoff_event": uuid.uuid4(),
             "event": Jsonb(
@@ -217,6 +228,8 @@ async def add_message(
                     model=model,
                     latency_ms=latency_ms,
                     handoff_reason=handoff_reason,
+                    intent=intent,
+                    intent_confidence=intent_confidence,
                 )
             ),
         },

@@ -72,8 +72,13 @@ class Registry:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
+        # A local store keeps its artifacts beside its database; MLflow's default would be ./mlruns under whatever
+        # directory the process happened to start in. A server keeps its own artifact root.
+        self.artifact_root: str | None = None
         if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            store = Path(uri.removeprefix("sqlite:///")).parent
+            store.mkdir(parents=True, exist_ok=True)
+            self.artifact_root = (store / "artifacts").resolve().as_uri()
         self._client = None
 
     @property
@@ -104,6 +109,10 @@ class Registry:
         with self._lock:
             mlflow.set_tracking_uri(self.uri)
             mlflow.set_registry_uri(self.uri)
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                artifact_location = f"{self.artifact_root}/{name}" if self.artifact_root else None
+                self.client.create_experiment(name, artifact_location=artifact_location)
             mlflow.set_experiment(name)
             with mlflow.start_run(tags={"tenant_id": tenant_id, "kind": kind}) as run:
                 mlflow.log_params({k: str(v)[:500] for k, v in params.items()})

@@ -203,6 +203,8 @@ class Message(BaseModel):
     tier: str | None
     model: str | None = None  # provider/model that wrote an answer; None for the free tiers
     latency_ms: float | None
+    intent: str | None = None  # a customer message's intent, by the tenant's champion intent model
+    intent_confidence: float | None = None
     created_at: datetime
 
 
@@ -221,6 +223,8 @@ class Reply(BaseModel):
     tier: str  # cache, kb, local or llm
     model: str | None = None  # provider/model for the llm tier (and an llm answer served from the cache)
     handoff_offered: bool
+    intent: str | None = Field(None, description="The question's intent, when the tenant has an intent model")
+    out_of_scope: bool = Field(False, description="The intent model found the question outside what it knows")
 
 
 class ChatTurn(BaseModel):

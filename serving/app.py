@@ -23,12 +23,14 @@ from core.llm.kb import KnowledgeBaseAnswerer, KnowledgeBaseProvider
 from core.llm.local import INSTALL, LocalProvider, default_model_path
 from core.llm.orchestrator import LOCAL, Orchestrator
 from core.llm.router import Router
+from core.registry import Registry
 from core.settings import Settings, load_settings
 from core.vectors import VectorStore, open_vector_store
 from serving.cors import WidgetCorsMiddleware
 from serving.middleware import RequestContextMiddleware
 from serving.problems import install_problem_handlers
 from serving.routes import conversations, health, kb, keys, models, openai_compat, policy, tenants, usage, widget
+from serving.services.champions import Champions
 from serving.services.chat import ChatService
 
 UPLOAD_PATHS = ("/v1/kb/documents",)
@@ -97,7 +99,9 @@ def create_app(
                     local_model=local.model_path.stem if local is not None else None,
                     intent_routes=IntentRoutes(db=db),
                 )
-                app.state.chat = ChatService(db=db, orchestrator=orchestrator)
+                registry = Registry(settings.mlflow_location)
+                app.state.champions = Champions(registry, cache_dir=settings.models_location / "registry-cache")
+                app.state.chat = ChatService(db=db, orchestrator=orchestrator, champions=app.state.champions)
                 _freeze_startup_objects()
                 yield
             finally:

@@ -58,6 +58,8 @@ class Ask:
     # named, already checked against the policy's allowed models.
     tiers: tuple[str, ...] | None = None
     intent: str | None = None  # the question's intent, when an intent model gave one
+    # The intent model found the question outside what the tenant's bot knows: no model may make up an answer.
+    out_of_scope: bool = False
     max_tokens: int = 512
     temperature: float = 0.2
 
@@ -77,6 +79,7 @@ class Answered:
     skipped: list[str] = field(default_factory=list)  # why tiers before the answering one did not answer
     reason: str = ""  # why the paid chain was what it was
     intent: str | None = None
+    out_of_scope: bool = False
     # "intent": a per-intent route led the walk; "explore": one existed but this conversation kept the plain policy
     routed_by: RoutedBy = "policy"
 
@@ -146,6 +149,8 @@ class Orchestrator:
             prefer=Route(*lead.split("/", 1)) if lead and lead not in FREE_TIERS else None,
         )
         tiers = policy.tiers
+        if ask.out_of_scope:
+            tiers = [tier for tier in tiers if tier in ("cache", "kb")]
         if lead is not None:
             cache = [tier for tier in tiers if tier == "cache"]
             tiers = cache + [lead] + [tier for tier in tiers if tier not in ("cache", lead)]
@@ -161,7 +166,7 @@ class Orchestrator:
         return any((step == LOCAL and self.local_model) or (isinstance(step, list) and step) for step in steps)
 
     def stream(self, ask: Ask, *, streaming: bool = True) -> AnswerStream:
-        answered = Answered(intent=ask.intent)
+        answered = Answered(intent=ask.intent, out_of_scope=ask.out_of_scope)
         standalone = is_standalone(ask.question, earlier_questions=ask.context.earlier_questions)
         # What the cache keys answers by: the policy, and the intent route that refined it (an answer the kb gave
         # under a kb route for one intent is not good enough for a turn routed without it).

@@ -105,6 +105,8 @@ def _chat_turn(message_id: str, turn: Turn) -> ChatTurn:
             tier=answered.tier,
             model=answered.model,
             handoff_offered=not answered.confident,
+            intent=answered.intent,
+            out_of_scope=answered.out_of_scope,
         ),
         latency_ms=turn.latency_ms,
     )

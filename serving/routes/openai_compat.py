@@ -160,15 +160,22 @@ async def chat_completions(
         context = await routing.read_context(conn, tenant_id=scope.tenant_id, conversation_id=None)
     tiers = _tiers(body.model, context.policy)
     history = _history(body)
+    intent = await chat.classify(tenant_id=scope.tenant_id, text=question)
     async with db.transaction() as conn:
         conversation = await conversations.create_conversation(
             conn, tenant_id=scope.tenant_id, channel=Channel.OPENAI, metadata={"model": body.model}
         )
         message = await conversations.add_message(
-            conn, tenant_id=scope.tenant_id, conversation_id=conversation.id, role="user", text=question
+            conn,
+            tenant_id=scope.tenant_id,
+            conversation_id=conversation.id,
+            role="user",
+            text=question,
+            intent=intent.intent if intent else None,
+            intent_confidence=round(intent.confidence, 4) if intent else None,
         )
     earlier = sum(1 for m in history if m.role == "user")
-    accepted = Accepted(message=message, context=replace(context, earlier_questions=earlier))
+    accepted = Accepted(message=message, context=replace(context, earlier_questions=earlier), intent=intent)
 
     async def given_history():
         return history

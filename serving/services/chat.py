@@ -21,6 +21,8 @@ from core.llm.routing import RoutingContext
 from core.metrics import UsageRecord, record_usage
 from core.schemas import Message
 from core.tenancy import new_id
+from models.intent import IntentPrediction
+from serving.services.champions import Champions
 
 NO_CONFIDENT_ANSWER = "no confident answer"
 
@@ -29,6 +31,7 @@ NO_CONFIDENT_ANSWER = "no confident answer"
 class Accepted:
     message: Message
     context: RoutingContext
+    intent: IntentPrediction | None = None  # the tenant's champion intent model's reading of the message
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,17 @@ class ConversationGone(LookupError):
 
 
 class ChatService:
-    def __init__(self, *, db: Database, orchestrator: Orchestrator) -> None:
+    def __init__(self, *, db: Database, orchestrator: Orchestrator, champions: Champions | None = None) -> None:
         self.db = db
         self.orchestrator = orchestrator
+        self.champions = champions
 
     async def accept(
         self, *, tenant_id: str, conversation_id: str, text: str, visitor_token: str | None = None
     ) -> Accepted | None:
-        """Record the customer's message and read what routing needs; None if the caller has no such conversation
-        (nothing is written)."""
+        """Record the customer's message (with its intent, when the tenant has an intent model) and read what routing
+        needs; None if the caller has no such conversation (nothing is written)."""
+        intent = await self.classify(tenant_id=tenant_id, text=text)
         async with self.db.connection() as conn, conn.pipeline():
             read = await conn.execute(
                 routing.READ, routing.read_params(tenant_id=tenant_id, conversation_id=conversation_id)
@@ -69,9 +74,16 @@ class ChatService:
                 role="user",
                 text=text,
                 visitor_token=visitor_token,
+                intent=intent.intent if intent else None,
+                intent_confidence=round(intent.confidence, 4) if intent else None,
             )
             context = routing.from_row(await read.fetchone())
-        return Accepted(message=message, context=context) if message else None
+        return Accepted(message=message, context=context, intent=intent) if message else None
+
+    async def classify(self, *, tenant_id: str, text: str) -> IntentPrediction | None:
+        if self.champions is None:
+            return None
+        return await self.champions.predict(tenant_id=tenant_id, text=text)
 
     def _ask(self, tenant_id: str, conversation_id: str, question: str, accepted: Accepted, **options) -> Ask:
         async def history() -> Sequence[ChatMessage]:
@@ -81,12 +93,15 @@ class ChatService:
                 messages = await conversations.list_messages(conn, tenant_id=tenant_id, conversation_id=conversation_id)
             return [ChatMessage(m.role, m.text) for m in messages if m.id != accepted.message.id]
 
+        intent = accepted.intent
         return Ask(
             tenant_id=tenant_id,
             conversation_id=conversation_id,
             question=question,
             context=accepted.context,
             history=options.pop("history", history),
+            intent=options.pop("intent", intent.intent if intent else None),
+            out_of_scope=options.pop("out_of_scope", bool(intent and (intent.out_of_scope or intent.uncertain))),
             **options,
         )
 

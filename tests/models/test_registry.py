@@ -77,3 +77,17 @@ def test_the_fingerprint_ignores_order_and_sees_every_change():
     rows = [("hello", "greet"), ("bye", "leave")]
     assert fingerprint(rows) == fingerprint(list(reversed(rows)))
     assert fingerprint(rows) != fingerprint([("hello", "greet"), ("bye", "greet")])
+
+
+def test_a_local_store_keeps_artifacts_beside_its_database_whatever_the_working_directory(
+    tmp_path, monkeypatch
+):
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    store = tmp_path / "store"
+    local = Registry(f"sqlite:///{store / 'mlflow.db'}")
+    logged = log(local, "t_art", 0.7, tmp_path)
+    assert list(elsewhere.iterdir()) == [], "nothing lands in the directory the process started in"
+    assert list((store / "artifacts" / "intent__t_art").rglob("weights-0.7.json"))
+    assert local.download(kind="intent", tenant_id="t_art", version=logged.version, into=tmp_path / "dl").exists()
