@@ -24,7 +24,6 @@ models_app.add_typer(train_app, name="train")
 models_app.add_typer(evaluate_app, name="evaluate")
 
 DEFAULT_TENANT = "default"
-PROMOTION_METRIC = {"intent": "macro_f1", "sentiment": "macro_recall"}
 
 TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text")]
 LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the label")]
@@ -62,9 +61,10 @@ def train_intent(
 ) -> None:
     """Train an intent classifier; prints {run_id, model_uri, metrics, champion}."""
     from core.embeddings import ensure_model
-    from core.registry import Registry, fingerprint
+    from core.registry import Registry
     from models.intent.pyfunc import ARTIFACT, PIP_REQUIREMENTS, IntentPyfunc
-    from models.intent.train import TrainingDataError, read_rows, train_intent
+    from models.intent.train import train_intent
+    from models.training import TrainingDataError, read_rows, register
 
     settings = _settings()
     try:
@@ -76,30 +76,24 @@ def train_intent(
                 folder=Path(scratch) / ARTIFACT,
                 oos_label=oos_label,
             )
-            registry = Registry(settings.mlflow_location)
-            logged = registry.log_run(
-                kind="intent",
+            registered = register(
                 tenant_id=tenant,
-                params=trained.params,
-                metrics=trained.metrics,
+                kind="intent",
+                trained=trained,
+                registry=Registry(settings.mlflow_location),
                 python_model=IntentPyfunc(),
-                artifacts={ARTIFACT: str(trained.folder)},
+                artifact=ARTIFACT,
                 pip_requirements=PIP_REQUIREMENTS,
-                data_fingerprint=fingerprint(rows),
-                documents={"confusion_matrix.json": trained.confusion},
             )
     except TrainingDataError as exc:
         raise _fail(str(exc)) from None
-    promotion = registry.promote_if_better(
-        kind="intent", tenant_id=tenant, version=logged.version, metric=PROMOTION_METRIC["intent"]
-    )
     _print(
         {
-            "run_id": logged.run_id,
-            "model_uri": logged.model_uri,
+            "run_id": registered.run_id,
+            "model_uri": registered.model_uri,
             "metrics": trained.metrics,
-            "champion": promotion.promoted,
-            "promotion": promotion.reason,
+            "champion": registered.champion,
+            "promotion": registered.promotion,
         }
     )
 
@@ -134,7 +128,7 @@ def evaluate_intent(
 ) -> None:
     """Evaluate an intent model; prints {accuracy, macro_f1, in_scope_accuracy, oos_recall, oos_precision, n}."""
     from models.intent.evaluate import intent_metrics
-    from models.intent.train import TrainingDataError, read_rows
+    from models.training import TrainingDataError, read_rows
 
     try:
         rows = read_rows(test, text_col=text_col, label_col=label_col)

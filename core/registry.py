@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 CHAMPION = "champion"
+KINDS = ("intent", "sentiment")  # the kinds of per-tenant model the platform trains
 DEFAULT_MARGIN = 0.005  # a challenger must beat the champion's held-out metric by half a point
 
 
@@ -80,6 +81,11 @@ class Registry:
             store.mkdir(parents=True, exist_ok=True)
             self.artifact_root = (store / "artifacts").resolve().as_uri()
         self._client = None
+
+    def exists(self) -> bool:
+        """False for a local store nobody has written to yet: callers can skip importing MLflow (2.5 s) to learn
+        that it holds nothing."""
+        return not self.uri.startswith("sqlite:///") or Path(self.uri.removeprefix("sqlite:///")).exists()
 
     @property
     def client(self):
@@ -156,6 +162,26 @@ class Registry:
             key=lambda v: v.version,
         )
 
+    def tenant_models(self, *, tenant_id: str, kinds: Iterable[str] = KINDS) -> list[dict[str, Any]]:
+        """Every registered version of the tenant's models, oldest first per kind, as the API lists them."""
+        if not self.exists():
+            return []
+        return [
+            {
+                "kind": kind,
+                "name": model_name(kind=kind, tenant_id=tenant_id),
+                "version": version.version,
+                "uri": f"models:/{model_name(kind=kind, tenant_id=tenant_id)}/{version.version}",
+                "champion": version.champion,
+                "metrics": version.metrics,
+                "run_id": version.run_id,
+                "created_at_ms": version.created_at_ms,
+                "data_fingerprint": version.tags.get("data_fingerprint"),
+            }
+            for kind in kinds
+            for version in self.versions(kind=kind, tenant_id=tenant_id)
+        ]
+
     def _version(self, model_version, *, champion: bool) -> Version:
         run = self.client.get_run(model_version.run_id)
         return Version(
@@ -172,7 +198,6 @@ class Registry:
     ) -> Promotion:
         """Move the champion alias to `version` when there is no champion, or when its held-out `metric` beats the
         champion's by more than `margin`."""
-        name = model_name(kind=kind, tenant_id=tenant_id)
         challenger = next((v for v in self.versions(kind=kind, tenant_id=tenant_id) if v.version == version), None)
         if challenger is None or metric not in challenger.metrics:
             return Promotion(False, f"version {version} has no {metric}", self._champion_version(kind, tenant_id))
@@ -186,9 +211,14 @@ class Registry:
                     f"{metric} {score:.4f} does not beat the champion's {best:.4f} by {margin}",
                     current.version,
                 )
-        self.client.set_registered_model_alias(name, CHAMPION, str(version))
+        self.set_champion(kind=kind, tenant_id=tenant_id, version=version)
         was = f"the champion's {current.metrics.get(metric, float('nan')):.4f}" if current else "no champion"
         return Promotion(True, f"{metric} {score:.4f} against {was}", version)
+
+    def set_champion(self, *, kind: str, tenant_id: str, version: int) -> None:
+        """Point the champion alias at `version` unconditionally (an operator's rollback; promotion goes through
+        promote_if_better)."""
+        self.client.set_registered_model_alias(model_name(kind=kind, tenant_id=tenant_id), CHAMPION, str(version))
 
     def _champion_version(self, kind: str, tenant_id: str) -> int | None:
         current = self.champion(kind=kind, tenant_id=tenant_id)

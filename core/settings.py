@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     cache_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     # Built models (the ONNX encoder); unset: under data_dir. Share one folder between data directories to build once.
     models_dir: Path | None = None
+    # How often a serving process looks up each tenant's champion models in the registry (a new champion is in use
+    # within this long, without a restart).
+    champion_refresh_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     db_pool_min: Annotated[int, Field(ge=1)] = 1
     db_pool_max: Annotated[int, Field(ge=1)] = 10
     auto_migrate: bool = True

@@ -99,8 +99,12 @@ def create_app(
                     local_model=local.model_path.stem if local is not None else None,
                     intent_routes=IntentRoutes(db=db),
                 )
-                registry = Registry(settings.mlflow_location)
-                app.state.champions = Champions(registry, cache_dir=settings.models_location / "registry-cache")
+                app.state.registry = Registry(settings.mlflow_location)
+                app.state.champions = Champions(
+                    app.state.registry,
+                    cache_dir=settings.models_location / "registry-cache",
+                    refresh_s=settings.champion_refresh_s,
+                )
                 app.state.chat = ChatService(db=db, orchestrator=orchestrator, champions=app.state.champions)
                 _freeze_startup_objects()
                 yield

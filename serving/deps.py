@@ -13,6 +13,7 @@ from core.db import Database
 from core.kb.service import KnowledgeBase
 from core.limits import RateLimiter
 from core.llm.catalog import Catalog
+from core.registry import Registry
 from core.schemas import TenantStatus
 from core.settings import Settings
 from core.tenancy import PLATFORM_ADMIN, Permission, Principal, authenticate_key
@@ -48,12 +49,17 @@ async def _chat(request: Request) -> ChatService:
     return request.app.state.chat
 
 
+async def _registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DbDep = Annotated[Database, Depends(_database)]
 KnowledgeBaseDep = Annotated[KnowledgeBase, Depends(_knowledge_base)]
 RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 ChatDep = Annotated[ChatService, Depends(_chat)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
+RegistryDep = Annotated[Registry, Depends(_registry)]
 
 
 # Identical for a missing, malformed, unknown or revoked key, so a caller learns nothing about which keys exist.
@@ -157,10 +163,11 @@ def _browser_origin(request: Request) -> str:
     return ""
 
 
-def tenant_access(permission: Permission):
+def tenant_access(permission: Permission, *or_permissions: Permission):
     """Depends(...) for routes whose tenant is the caller's own (the knowledge base, conversations, chat).
 
-    Checks the permission, a widget key's Origin, and the tenant's rate limit (429 with Retry-After when exceeded).
+    Checks the permission (or any one of `or_permissions`), a widget key's Origin, and the tenant's rate limit (429
+    with Retry-After when exceeded).
     """
 
     async def check(
@@ -179,8 +186,10 @@ def tenant_access(permission: Permission):
                 raise Problem(403, "This widget key is not allowed on this origin.", kind="origin-not-allowed")
             # Read by the CORS layer when the response starts: only allowed origins get CORS headers.
             request.scope.setdefault("state", {})["cors_origin"] = origin
-        if not caller.may(permission, tenant_id=caller.tenant_id):
-            raise Problem(403, f"Your key lacks the '{permission}' permission.", kind="forbidden")
+        needed = (permission, *or_permissions)
+        if not any(caller.may(each, tenant_id=caller.tenant_id) for each in needed):
+            names = " or ".join(f"'{each}'" for each in needed)
+            raise Problem(403, f"Your key lacks the {names} permission.", kind="forbidden")
         per_minute = caller.rate_limit_per_minute or settings.rate_limit_per_minute
         retry_after = limiter.hit(caller.tenant_id, per_minute=per_minute)
         if retry_after is not None:

@@ -3,10 +3,8 @@ head on the encoder's vectors of the rest, and packages the model refitted on ev
 
 from __future__ import annotations
 
-import csv
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,45 +13,11 @@ from core.embeddings import OnnxEncoder, encode_sorted
 from models.intent.evaluate import confusion, intent_metrics
 from models.intent.head import fit_head
 from models.intent.model import package
+from models.training import Trained, TrainingDataError
 
 HOLDOUT = 0.15
 MIN_PER_LABEL = 2
 RECIPE = "minilm-int8+lr"
-
-
-class TrainingDataError(ValueError):
-    """The training data cannot train a model; the message says why, for a person to fix."""
-
-
-@dataclass(frozen=True)
-class Trained:
-    folder: Path
-    metrics: dict[str, float]  # measured on the held-out rows
-    params: dict[str, object]
-    confusion: dict
-    rows: list[tuple[str, str]]
-
-
-def read_rows(path: Path, *, text_col: str = "text", label_col: str = "label") -> list[tuple[str, str]]:
-    """(text, label) rows of a CSV file; TrainingDataError if it is unreadable, lacks the columns, or is empty."""
-    try:
-        with path.open(newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file)
-            missing = {text_col, label_col} - set(reader.fieldnames or [])
-            if missing:
-                raise TrainingDataError(
-                    f"{path}: no column {', '.join(sorted(missing))} (columns: {', '.join(reader.fieldnames or [])})"
-                )
-            rows = [
-                (row[text_col].strip(), row[label_col].strip())
-                for row in reader
-                if (row.get(text_col) or "").strip() and (row.get(label_col) or "").strip()
-            ]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TrainingDataError(f"{path}: cannot be read as UTF-8 CSV ({exc})") from None
-    if not rows:
-        raise TrainingDataError(f"{path}: no rows with both a {text_col} and a {label_col}")
-    return rows
 
 
 def check_rows(rows: list[tuple[str, str]], *, oos_label: str | None) -> None:

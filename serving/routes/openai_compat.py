@@ -11,6 +11,7 @@ system messages are not forwarded: the tenant's policy and knowledge base decide
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -29,7 +30,7 @@ from core.llm import base, routing
 from core.llm.policy import TenantPolicy
 from core.schemas import Channel
 from core.tenancy import Permission as P
-from serving.deps import ChatDep, DbDep, SettingsDep, TenantScope, tenant_access
+from serving.deps import ChatDep, DbDep, RegistryDep, SettingsDep, TenantScope, tenant_access
 from serving.problems import Problem, problem_responses
 from serving.routes.conversations import SSE_HEADERS
 from serving.services.chat import Accepted, Turn
@@ -87,19 +88,28 @@ def _tiers(model: str, policy: TenantPolicy) -> tuple[str, ...] | None:
     )
 
 
-@router.get("/models", summary="The models a tenant can ask for: Parley's aliases and the models its policy allows")
-async def list_models(scope: Annotated[TenantScope, tenant_access(P.CHAT)], db: DbDep) -> dict[str, Any]:
-    async with db.connection() as conn:
-        context = await routing.read_context(conn, tenant_id=scope.tenant_id, conversation_id=None)
-    owners = {name: "parley" for name in ALIASES} | {
-        name: name.split("/", 1)[0] for name in _allowed_models(context.policy)
-    }
-    return {
-        "object": "list",
-        "data": [
+@router.get(
+    "/models",
+    summary="The models a tenant can ask for (Parley's aliases and what its policy allows) and, for keys that may "
+    "read models, its registered custom models with their metrics and champion",
+)
+async def list_models(
+    scope: Annotated[TenantScope, tenant_access(P.CHAT, P.MODELS_READ)], db: DbDep, registry: RegistryDep
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"object": "list", "data": []}
+    if scope.caller.may(P.CHAT, tenant_id=scope.tenant_id):
+        async with db.connection() as conn:
+            context = await routing.read_context(conn, tenant_id=scope.tenant_id, conversation_id=None)
+        owners = {name: "parley" for name in ALIASES} | {
+            name: name.split("/", 1)[0] for name in _allowed_models(context.policy)
+        }
+        body["data"] = [
             {"id": name, "object": "model", "created": _CREATED, "owned_by": owner} for name, owner in owners.items()
-        ],
-    }
+        ]
+    if scope.caller.may(P.MODELS_READ, tenant_id=scope.tenant_id):
+        # An extra member: OpenAI clients read `data` and ignore the rest.
+        body["registered"] = await asyncio.to_thread(registry.tenant_models, tenant_id=scope.tenant_id)
+    return body
 
 
 def _history(body: ChatCompletionRequest) -> list[base.ChatMessage]:

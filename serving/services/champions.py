@@ -55,11 +55,6 @@ class Champions:
         self._tasks: set[asyncio.Task] = set()
         self.loads = 0  # how many models this process has loaded (tests and /metrics read it)
 
-    def _store_exists(self) -> bool:
-        # No store yet: nobody trained anything, and importing MLflow to find that out would cost 2.5 s.
-        uri = self.registry.uri
-        return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
-
     async def predict(self, *, tenant_id: str, text: str) -> IntentPrediction | None:
         """The tenant's champion's prediction, or None while it has none (or it is still loading)."""
         entry = self._entries.get(tenant_id)
@@ -81,7 +76,7 @@ class Champions:
 
     async def _refresh(self, tenant_id: str, entry: _Entry) -> None:
         try:
-            if not self._store_exists():
+            if not self.registry.exists():
                 return
             champion = await asyncio.to_thread(self.registry.champion, kind=KIND, tenant_id=tenant_id)
             if champion is None:

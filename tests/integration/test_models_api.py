@@ -75,3 +75,35 @@ def test_roles_and_bad_input(client):
         assert response.status_code == 422, bad
         assert response.json()["errors"], bad
     assert client.get("/v1/intents/examples", headers=bearer(owner)).json()["total"] == 0, "nothing was stored"
+
+
+def test_the_models_list_shows_a_tenants_registered_versions_to_those_who_may_read_models_only(
+    client, settings, tmp_path
+):
+    from core.registry import Registry
+    from tests.models.test_registry import log
+
+    tenant_id, owner = new_tenant(client, "listing-a")
+    other_id, other_owner = new_tenant(client, "listing-b")
+    analyst = key_with_role(client, tenant_id, owner, "analyst")
+    agent = key_with_role(client, tenant_id, owner, "agent")
+    registry = Registry(settings.mlflow_location)
+    first = log(registry, tenant_id, 0.8, tmp_path)
+    registry.promote_if_better(kind="intent", tenant_id=tenant_id, version=first.version, metric="accuracy")
+    log(registry, tenant_id, 0.7, tmp_path)
+    log(registry, other_id, 0.9, tmp_path)
+
+    listed = client.get("/v1/models", headers=bearer(owner)).json()
+    assert {m["id"] for m in listed["data"]} >= {"parley-auto"}, "the OpenAI-compatible list is still there"
+    assert [(m["kind"], m["version"], m["champion"], m["metrics"]["accuracy"]) for m in listed["registered"]] == [
+        ("intent", 1, True, 0.8),
+        ("intent", 2, False, 0.7),
+    ]
+    assert listed["registered"][0]["uri"] == f"models:/intent__{tenant_id}/1"
+    assert listed["registered"][0]["data_fingerprint"]
+    by_analyst = client.get("/v1/models", headers=bearer(analyst)).json()
+    assert by_analyst["data"] == [] and len(by_analyst["registered"]) == 2, "an analyst may not chat but may read"
+    by_agent = client.get("/v1/models", headers=bearer(agent)).json()
+    assert "registered" not in by_agent and by_agent["data"], "an agent chats but does not read models"
+    theirs = client.get("/v1/models", headers=bearer(other_owner)).json()["registered"]
+    assert [(m["version"], m["metrics"]["accuracy"]) for m in theirs] == [(1, 0.9)]
