@@ -1,9 +1,16 @@
 """The classifier on top of sentence vectors: multinomial logistic regression, temperature-scaled so its top
 probability is a calibrated confidence, and an out-of-scope decision (an explicit out-of-scope class when the
-training data has one, and a confidence threshold either way), all chosen on cross-validated predictions of the
-training data only. Without out-of-scope examples there is no threshold, only a confidence floor (the 3rd percentile
-of the confidence of correct cross-validated answers): a prediction below it is `uncertain`, which serving treats as
-out of scope and the accuracy figures do not."""
+training data has one, and a confidence threshold either way), all chosen on predictions of rows the model did not
+learn from: cross-validated predictions of the training data with the stock encoder, held-out rows the encoder never
+saw when it was fine-tuned (`calibrate`). Without out-of-scope examples there is no threshold, only a confidence floor
+(the 3rd percentile of the confidence of correct answers): a prediction below it is `uncertain`, which serving treats
+as out of scope and the accuracy figures do not.
+
+The threshold is the one that catches the most out-of-scope rows while losing at most IN_SCOPE_COST of in-scope
+accuracy against no threshold. (Maximising the mean of in-scope accuracy and out-of-scope recall, the earlier rule,
+weighs a missed out-of-scope question like a wrong answer to every in-scope one: on CLINC150 it chose 0.56 and cut
+in-scope accuracy from 96 to 90 for out-of-scope recall 93, where out-of-scope questions are a few percent of
+traffic.)"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import numpy as np
 from models.intent import IntentPrediction
 
 HEAD_FILE = "head.npz"
+IN_SCOPE_COST = 0.005  # the in-scope accuracy the out-of-scope threshold may cost
 META_FILE = "head.json"
 
 
@@ -77,18 +85,25 @@ def fit_head(
     """Fit the head; returns it and what cross-validation said (the threshold's in-scope and out-of-scope rates).
     With `calibrated_like`, its temperature, threshold and floor are kept and no cross-validation runs (the final
     refit on every row, after the held-out measurement)."""
-    from sklearn.linear_model import LogisticRegression
 
     classes = sorted(set(labels))
     y = np.array([classes.index(label) for label in labels])
     if calibrated_like is not None:
-        final = LogisticRegression(C=c, max_iter=3000).fit(vectors, y)
+        head = fit_linear(vectors, labels, oos_label=oos_label, c=c)
         like = calibrated_like
-        head = IntentHead(
-            classes, final.coef_, final.intercept_, like.temperature, like.threshold, oos_label, like.floor
-        )
+        head.temperature, head.threshold, head.floor = like.temperature, like.threshold, like.floor
         return head, {}
     return _fit_with_cv(vectors, y, classes, oos_label=oos_label, c=c, folds=folds, seed=seed)
+
+
+def fit_linear(vectors: np.ndarray, labels: list[str], *, oos_label: str | None = None, c: float = 10.0) -> IntentHead:
+    """The logistic regression alone, uncalibrated (temperature 1, no threshold, no floor)."""
+    from sklearn.linear_model import LogisticRegression
+
+    classes = sorted(set(labels))
+    y = np.array([classes.index(label) for label in labels])
+    model = LogisticRegression(C=c, max_iter=3000).fit(vectors, y)
+    return IntentHead(classes, model.coef_, model.intercept_, oos_label=oos_label)
 
 
 def _fit_with_cv(vectors, y, classes, *, oos_label, c, folds, seed) -> tuple[IntentHead, dict[str, float]]:
@@ -134,22 +149,35 @@ def _temperature(logits: np.ndarray, y: np.ndarray) -> float:
 def _threshold(
     probs: np.ndarray, y: np.ndarray, classes: list[str], oos_label: str | None
 ) -> tuple[float, float, dict]:
-    """(threshold, floor, report). The floor keeps 97% of the correct out-of-fold answers. With out-of-scope
-    examples the threshold maximises the mean of in-scope accuracy and out-of-scope recall out of fold; without
-    them there is none."""
+    """(threshold, floor, report). The floor keeps 97% of the correct answers. With out-of-scope examples the
+    threshold is the lowest one with the best out-of-scope recall among those within IN_SCOPE_COST of the in-scope
+    accuracy without a threshold; without them there is none."""
     top, best = probs.max(axis=1), probs.argmax(axis=1)
     correct = top[best == y]
     floor = float(np.quantile(correct, 0.03)) if len(correct) else 0.0
     oos_index = classes.index(oos_label) if oos_label in classes else None
     is_oos = y == oos_index if oos_index is not None else np.zeros(len(y), dtype=bool)
-    if not is_oos.any():
+    if not is_oos.any() or is_oos.all():
         return 0.0, floor, {"cv_accuracy": float((best == y).mean())}
-    scores = []
-    for threshold in np.unique(np.round(top, 3)):
+    curve = []
+    for threshold in [0.0, *np.unique(np.round(top, 3))]:
         said_oos = (best == oos_index) | (top < threshold)
-        in_scope_accuracy = ((best == y) & ~said_oos)[~is_oos].mean()
-        oos_recall = said_oos[is_oos].mean()
-        scores.append(((in_scope_accuracy + oos_recall) / 2, float(threshold), in_scope_accuracy, oos_recall))
-    _, threshold, in_scope_accuracy, oos_recall = max(scores)
-    report = {"cv_in_scope_accuracy": float(in_scope_accuracy), "cv_oos_recall": float(oos_recall)}
+        in_scope_accuracy = float(((best == y) & ~said_oos)[~is_oos].mean())
+        oos_recall = float(said_oos[is_oos].mean())
+        curve.append((float(threshold), in_scope_accuracy, oos_recall))
+    allowed = curve[0][1] - IN_SCOPE_COST
+    threshold, in_scope_accuracy, oos_recall = max(
+        (point for point in curve if point[1] >= allowed), key=lambda point: (point[2], -point[0])
+    )
+    report = {"cv_in_scope_accuracy": in_scope_accuracy, "cv_oos_recall": oos_recall}
     return threshold, floor, report
+
+
+def calibrate(
+    logits: np.ndarray, y: np.ndarray, classes: list[str], oos_label: str | None
+) -> tuple[float, float, float, dict]:
+    """(temperature, threshold, floor, report) from raw logits of rows the model did not learn from. Rows that are
+    all answered right say nothing about the temperature (the likelihood only grows as it falls): it stays 1."""
+    temperature = _temperature(logits, y) if (logits.argmax(axis=1) != y).any() else 1.0
+    threshold, floor, report = _threshold(_softmax(logits / temperature), y, classes, oos_label)
+    return temperature, threshold, floor, {"temperature": temperature, **report}
