@@ -1,6 +1,7 @@
 """`parley models ...`: train and evaluate per-tenant models from files, printing JSON (for ML engineers).
 
     parley models train intent --train FILE.csv [--tenant ID] [--text-col text] [--label-col label] [--oos-label oos]
+        [--recipe auto|frozen|finetune] [--seed 0]
     parley models evaluate intent --model URI --test FILE.csv [...]
 
 A trained model is logged to the registry (PARLEY_MLFLOW_URI) as `intent__<tenant>` and becomes the champion only
@@ -58,14 +59,25 @@ def train_intent(
     text_col: TextCol = "text",
     label_col: LabelCol = "label",
     oos_label: OosLabel = None,
+    recipe: Annotated[
+        str,
+        typer.Option(
+            "--recipe",
+            help="frozen: the stock encoder and a linear head (seconds); finetune: fine-tune the encoder first "
+            "(minutes); auto: fine-tune when there are enough intents and examples (models/intent/train.py)",
+        ),
+    ] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out split and the fine-tuning")] = 0,
 ) -> None:
     """Train an intent classifier; prints {run_id, model_uri, metrics, champion}."""
     from core.embeddings import ensure_model
     from core.registry import Registry
     from models.intent.pyfunc import ARTIFACT, PIP_REQUIREMENTS, IntentPyfunc
-    from models.intent.train import train_intent
+    from models.intent.train import RECIPES, train_intent
     from models.training import TrainingDataError, read_rows, register
 
+    if recipe not in RECIPES:
+        raise _fail(f"--recipe {recipe}: one of {', '.join(RECIPES)}")
     settings = _settings()
     try:
         rows = read_rows(train, text_col=text_col, label_col=label_col)
@@ -75,6 +87,8 @@ def train_intent(
                 base_encoder_dir=ensure_model(settings.models_location),
                 folder=Path(scratch) / ARTIFACT,
                 oos_label=oos_label,
+                seed=seed,
+                recipe=recipe,
             )
             registered = register(
                 tenant_id=tenant,
@@ -138,3 +152,136 @@ def evaluate_intent(
         loaded = _intent_model(model, Path(scratch))
         predictions = loaded.predict([text for text, _ in rows])
     _print(intent_metrics(predictions, [label for _, label in rows], oos_label=oos_label))
+
+
+NumericLabels = Annotated[
+    bool, typer.Option("--numeric-labels", help="Labels 0/1/2 mean negative/neutral/positive (TweetEval's coding)")
+]
+
+
+@train_app.command("sentiment")
+def train_sentiment(
+    train: Annotated[Path, typer.Option("--train", help="CSV of texts labelled negative, neutral or positive")],
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="Whose model (registered as sentiment__<tenant>)")
+    ] = DEFAULT_TENANT,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    numeric_labels: NumericLabels = False,
+    recipe: Annotated[
+        str,
+        typer.Option("--recipe", help="e5 (multilingual-e5-small; the better, ~70 texts/s) or linear (MiniLM, ~250/s)"),
+    ] = "e5",
+) -> None:
+    """Train a sentiment model; prints {run_id, model_uri, metrics, champion}."""
+    from models.sentiment.train import RECIPES, check_rows, normalise_labels
+    from models.training import TrainingDataError, read_rows
+
+    settings = _settings()
+    try:  # the data is checked before MLflow is even imported
+        rows = read_rows(train, text_col=text_col, label_col=label_col)
+        check_rows(normalise_labels(rows, numeric=numeric_labels))
+        if recipe not in RECIPES:
+            raise TrainingDataError(f"--recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
+    except TrainingDataError as exc:
+        raise _fail(str(exc)) from None
+    from core.embeddings import ensure_model
+    from core.registry import Registry
+    from models.sentiment.pyfunc import ARTIFACT, PIP_REQUIREMENTS, SentimentPyfunc
+    from models.sentiment.train import train_sentiment
+    from models.training import register
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="parley-sentiment-") as scratch:
+            trained = train_sentiment(
+                rows,
+                base_encoder_dir=ensure_model(settings.models_location),
+                folder=Path(scratch) / ARTIFACT,
+                recipe=recipe,
+                numeric_labels=numeric_labels,
+            )
+            registered = register(
+                tenant_id=tenant,
+                kind="sentiment",
+                trained=trained,
+                registry=Registry(settings.mlflow_location),
+                python_model=SentimentPyfunc(),
+                artifact=ARTIFACT,
+                pip_requirements=PIP_REQUIREMENTS,
+            )
+    except TrainingDataError as exc:
+        raise _fail(str(exc)) from None
+    _print(
+        {
+            "run_id": registered.run_id,
+            "model_uri": registered.model_uri,
+            "metrics": trained.metrics,
+            "champion": registered.champion,
+            "promotion": registered.promotion,
+        }
+    )
+
+
+def _sentiment_model(uri: str, scratch: Path):
+    from models.sentiment.model import SentimentModel
+    from models.sentiment.pyfunc import ARTIFACT
+
+    local = Path(uri)
+    if local.is_dir():
+        return SentimentModel.load(local / ARTIFACT if (local / ARTIFACT).is_dir() else local)
+    if not uri.startswith(("models:/", "runs:/")):
+        raise _fail(f"--model {uri}: neither a model folder nor a registry URI (models:/sentiment__<tenant>/<version>)")
+    import mlflow
+
+    mlflow.set_tracking_uri(_settings().mlflow_location)
+    mlflow.set_registry_uri(_settings().mlflow_location)
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(scratch)))
+    except Exception as exc:  # MLflow raises several kinds for a missing model or version
+        raise _fail(f"--model {uri}: {exc}") from None
+    return SentimentModel.load(folder / "artifacts" / ARTIFACT)
+
+
+@evaluate_app.command("sentiment")
+def evaluate_sentiment(
+    model: Annotated[
+        str, typer.Option("--model", help="models:/sentiment__<tenant>/<version>, @champion, a folder, or vader")
+    ],
+    test: Annotated[Path, typer.Option("--test", help="CSV of labelled texts")],
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    numeric_labels: NumericLabels = False,
+) -> None:
+    """Evaluate a sentiment model (or the VADER baseline); prints {macro_recall, accuracy, macro_f1, n}."""
+    from models.sentiment.train import normalise_labels, sentiment_metrics
+    from models.training import TrainingDataError, read_rows
+
+    try:
+        rows = normalise_labels(read_rows(test, text_col=text_col, label_col=label_col), numeric=numeric_labels)
+    except TrainingDataError as exc:
+        raise _fail(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="parley-eval-") as scratch:
+        if model == "vader":
+            from models.sentiment.vader import VaderScorer
+
+            scorer = VaderScorer()
+        else:
+            scorer = _sentiment_model(model, Path(scratch))
+        labels = scorer.score([text for text, _ in rows]).labels
+    _print(sentiment_metrics(labels, [label for _, label in rows]))
+
+
+@evaluate_app.command("summarize")
+def evaluate_summarize(
+    test: Annotated[Path, typer.Option("--test", help="JSONL of dialogues and reference summaries (DialogSum)")],
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N dialogues")] = None,
+) -> None:
+    """ROUGE-1/2/L F1 of the extractive summarizer against each dialogue's `summary`; prints {rouge1, rouge2,
+    rougeL, n}."""
+    from models.summarize.evaluate import DialogueDataError, evaluate_extractive, read_dialogues
+
+    try:
+        dialogues = read_dialogues(test, limit=limit)
+    except DialogueDataError as exc:
+        raise _fail(str(exc)) from None
+    _print(evaluate_extractive(dialogues))

@@ -81,3 +81,26 @@ class LlmResource(dg.ConfigurableResource):
         if not self.enabled:
             return Catalog()
         return load_catalog(Path(self.providers_file) if self.providers_file else _settings().providers_file)
+
+
+class ModelsResource(dg.ConfigurableResource):
+    """The model registry (MLflow: the tenants' models the enrichments use and the training assets write) and the
+    built base encoder the tenants' models start from. `mlflow_uri` empty
+    means PARLEY_MLFLOW_URI (or the data directory's store); `models_dir` empty means PARLEY_MODELS_DIR (or the data
+    directory's models folder)."""
+
+    mlflow_uri: str = ""
+    models_dir: str = ""
+    # How intent models are trained (models/intent/train.py): "auto" fine-tunes the encoder where it pays; "frozen"
+    # fits only the head, in seconds.
+    intent_recipe: str = "auto"
+
+    def registry(self):
+        from core.registry import Registry
+
+        return Registry(self.mlflow_uri or _settings().mlflow_location)
+
+    def base_encoder_dir(self) -> Path:
+        from core.embeddings import ensure_model
+
+        return ensure_model(Path(self.models_dir) if self.models_dir else _settings().models_location)

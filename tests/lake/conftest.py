@@ -64,12 +64,14 @@ def run_lakehouse(
 ) -> dg.ExecuteInProcessResult:
     from pipelines.definitions import LAKE_ASSETS
     from pipelines.defs.quality.checks import CHECKS
-    from pipelines.resources import LakeResource, LlmResource, PostgresResource
+    from pipelines.resources import LakeResource, LlmResource, ModelsResource, PostgresResource
 
     return dg.materialize(
         [*LAKE_ASSETS, *CHECKS],
         resources={
             "lake": LakeResource(root=str(root)),
+            # A store nobody wrote to: no tenant has its own model, and the developer's store is never read.
+            "models": ModelsResource(mlflow_uri=f"sqlite:///{root / 'no-mlflow' / 'mlflow.db'}"),
             "postgres": PostgresResource(url=url),
             # No providers unless a test brings its own: the tests never read the developer's PARLEY_PROVIDERS_FILE.
             "llm": LlmResource(providers_file=str(providers_file or ""), enabled=providers_file is not None),

@@ -17,7 +17,7 @@ from models.sentiment import SentimentScorer
 from pipelines.incremental import changed_tenants, tenant_chunks
 from pipelines.keys import CONVERSATIONS, MESSAGES, SENTIMENT, SUMMARIES, TOPICS
 from pipelines.llm_summaries import Candidate, LlmSummarizer
-from pipelines.resources import LakeResource, LlmResource, PostgresResource
+from pipelines.resources import LakeResource, LlmResource, ModelsResource, PostgresResource
 from pipelines.transforms.enrich import Abstractive, score_messages, summarize_conversations, topics_of
 
 
@@ -32,27 +32,84 @@ def default_scorer() -> SentimentScorer:
     return VaderScorer()
 
 
-def run_sentiment(lake: Lake, scorer: SentimentScorer) -> dict:
+class ChampionScorers:
+    """The tenants' own sentiment models: the champion of `sentiment__<tenant>` in the registry at `registry_uri`,
+    listed once per run (one query) and each loaded at most once, when its tenant has messages to score."""
+
+    def __init__(self, registry_uri: str) -> None:
+        self.registry_uri = registry_uri
+        self._versions: dict[str, int] | None = None
+        self._loaded: dict[str, SentimentScorer] = {}
+
+    def names(self) -> dict[str, str]:
+        """{tenant_id: scorer name} of the tenants with a champion."""
+        from models.sentiment.model import champions, scorer_name
+
+        if self._versions is None:
+            self._versions = champions(self.registry_uri)
+        return {tenant: scorer_name(tenant, version) for tenant, version in self._versions.items()}
+
+    def __call__(self, tenant_id: str) -> SentimentScorer | None:
+        if tenant_id not in self.names():
+            return None
+        if tenant_id not in self._loaded:
+            from models.sentiment.model import load_version
+
+            self._loaded[tenant_id] = load_version(self.registry_uri, tenant_id, self._versions[tenant_id])
+        return self._loaded[tenant_id]
+
+
+def rescore_tenants(lake: Lake, names: dict[str, str]) -> set[str]:
+    """Of the tenants with their own model, those with scores by another scorer (a new champion since)."""
+    dataset = lake.dataset(MESSAGE_SENTIMENT)
+    if dataset is None or not names:
+        return set()
+    expression = pds.field("tenant_id").isin(sorted(names))
+    scored = pl.from_arrow(dataset.to_table(columns=["tenant_id", "scorer"], filter=expression)).unique()
+    return {tenant for tenant, scorer in scored.iter_rows() if scorer != names[tenant]}
+
+
+def run_sentiment(lake: Lake, scorer: SentimentScorer, *, own: ChampionScorers | None = None) -> dict:
+    """Score the customer messages of the tenants whose messages changed, and of those whose own model changed:
+    with the tenant's own model where `own` has one, with `scorer` otherwise (those tenants together, one call)."""
     tenants, versions = changed_tenants(lake, targets=[MESSAGE_SENTIMENT], sources=[SILVER_MESSAGES])
+    if own is not None:
+        tenants |= rescore_tenants(lake, own.names())
     chunks = list(tenant_chunks(lake, SILVER_MESSAGES, tenants))
     scored = rows = 0
+    own_models: dict[str, str] = {}
     columns = ["tenant_id", "message_id", "conversation_id", "created_at", "date", "role", "text"]
     for index, chunk in enumerate(chunks):
         messages = _frame(lake, SILVER_MESSAGES, chunk, columns)
-        frame, now = score_messages(messages, _frame(lake, MESSAGE_SENTIMENT, chunk), scorer)
+        existing = _frame(lake, MESSAGE_SENTIMENT, chunk)
+        models = {t: m for t in chunk if own is not None and (m := own(t)) is not None}
+        own_models |= {t: m.name for t, m in models.items()}
+        parts = [(sorted(set(chunk) - set(models)), scorer)] + [([t], m) for t, m in models.items()]
+        frames = []
+        for part_tenants, part_scorer in parts:
+            if not part_tenants:
+                continue
+            in_part = pl.col("tenant_id").is_in(part_tenants)
+            frame, now = score_messages(
+                messages.filter(in_part), existing.filter(in_part) if existing is not None else None, part_scorer
+            )
+            frames.append(frame)
+            scored += now
+        frame = pl.concat(frames)
         lake.replace_tenants(
             MESSAGE_SENTIMENT,
             frame.to_arrow(),
             tenant_ids=chunk,
             sources=versions if index == len(chunks) - 1 else None,
         )
-        scored, rows = scored + now, rows + frame.height
+        rows += frame.height
     return {
         "tenants_rebuilt": len(tenants),
         "tenant_ids": dg.MetadataValue.json(sorted(tenants)),
         "scored_now": scored,
         "rows": rows,
         "scorer": scorer.name,
+        "tenant_models": dg.MetadataValue.json(own_models),
     }
 
 
@@ -133,12 +190,16 @@ def run_topics(lake: Lake) -> dict:
     deps=[MESSAGES],
     group_name="enrichment",
     kinds={"delta", "python"},
-    description="Label (negative, neutral, positive) and score in [-1, 1] of every customer message.",
+    description=(
+        "Label (negative, neutral, positive) and score in [-1, 1] of every customer message, by the tenant's "
+        "champion sentiment model when it has one, VADER otherwise."
+    ),
 )
-def message_sentiment(lake: LakeResource) -> dg.MaterializeResult:
+def message_sentiment(lake: LakeResource, models: ModelsResource) -> dg.MaterializeResult:
     scorer = default_scorer()
     try:
-        return dg.MaterializeResult(metadata=run_sentiment(lake.lake(), scorer))
+        champions = ChampionScorers(models.registry().uri)
+        return dg.MaterializeResult(metadata=run_sentiment(lake.lake(), scorer, own=champions))
     finally:
         close = getattr(scorer, "close", None)
         if close is not None:
