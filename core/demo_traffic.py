@@ -23,6 +23,7 @@ from pathlib import Path
 
 from psycopg import AsyncConnection
 
+from core import intents
 from core.conversations import feedback_event, handoff_event, message_event, started_event
 from core.metrics import UsageRecord
 from core.tenancy import new_id
@@ -71,9 +72,14 @@ class Traffic:
     feedback: list[tuple] = field(default_factory=list)
     usage: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)  # (event_id, tenant_id, type, payload json, at)
+    # What each tenant labelled to train its intent model: {tenant_id: [(text, intent)]}
+    examples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        return {name: len(getattr(self, name)) for name in ("conversations", "messages", "feedback", "usage", "events")}
+        counts = {
+            name: len(getattr(self, name)) for name in ("conversations", "messages", "feedback", "usage", "events")
+        }
+        return counts | {"examples": sum(len(rows) for rows in self.examples.values())}
 
 
 def _start_times(rng: random.Random, count: int, *, end: datetime, days: int) -> list[datetime]:
@@ -86,6 +92,9 @@ def _start_times(rng: random.Random, count: int, *, end: datetime, days: int) ->
     return sorted(times)
 
 
+EXAMPLES_PER_INTENT = 10
+
+
 def generate(
     *,
     tenant_ids: Sequence[str],
@@ -95,6 +104,7 @@ def generate(
     end: datetime | None = None,
     seed: int = 0,
     pii_share: float = 0.03,
+    examples_per_intent: int = EXAMPLES_PER_INTENT,
 ) -> Traffic:
     rng = random.Random(seed)  # noqa: S311 (demo data, not secrets)
     end = end or datetime.now(UTC) - timedelta(hours=1)
@@ -111,6 +121,14 @@ def generate(
         for started in _start_times(rng, conversations_per_tenant, end=end, days=days):
             intent = rng.choice(tenant.popular) if rng.random() < 0.8 else rng.choice(intents)
             _Conversation(rng, traffic, tenant, intent, started, pii_share).play(by_intent[intent])
+        # The tenant labelled a few examples of what its customers ask most, as a tenant starting out would (drawn
+        # apart from the conversations' generator, so they leave the traffic as it was).
+        labelling = random.Random(f"{seed}:{tenant_id}")  # noqa: S311
+        traffic.examples[tenant_id] = [
+            (text, intent)
+            for intent in sorted(tenant.popular)
+            for text in labelling.sample(by_intent[intent], k=min(examples_per_intent, len(by_intent[intent])))
+        ]
     return traffic
 
 
@@ -301,4 +319,8 @@ async def write(conn: AsyncConnection, traffic: Traffic) -> dict[str, int]:
                 [u.cost_usd for _, _, u in traffic.usage],
             ),
         )
-    return traffic.counts()
+    added = 0
+    for tenant_id, examples in traffic.examples.items():
+        added += await intents.add_examples(conn, tenant_id=tenant_id, examples=examples, actor="demo")
+    # Each example added is an outbox event too (a text labelled twice is kept once).
+    return traffic.counts() | {"examples": added, "events": len(traffic.events) + added}

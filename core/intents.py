@@ -15,25 +15,38 @@ from psycopg.types.json import Jsonb
 
 from core.tenancy import new_id
 
+# Examples labelled with this intent are what the bot should not answer: the model learns an explicit out-of-scope
+# class from them (beside its confidence threshold).
+OOS_INTENT = "oos"
 MIN_EXAMPLES_PER_INTENT = 5
 MIN_INTENTS = 2
 _JOB_COLUMNS = (
     "id, tenant_id, kind, status, requested_by, requested_at, started_at, finished_at, run_id, model_uri, metrics, "
-    "promoted, detail"
+    "promoted, detail, examples"
 )
 
 
 async def add_examples(
     conn: AsyncConnection, *, tenant_id: str, examples: Sequence[tuple[str, str]], actor: str
 ) -> int:
-    """Store (text, intent) pairs; returns how many were new."""
+    """Store (text, intent) pairs; returns how many were new. Each new one also goes to the outbox, in the same
+    statement, so the lake (where training reads them) gets every example exactly once."""
     texts = [text.strip() for text, _ in examples]
     intents = [intent.strip() for _, intent in examples]
     cursor = await conn.execute(
-        """INSERT INTO intent_examples (tenant_id, text, intent, created_by)
-           SELECT %s, text, intent, %s FROM unnest(%s::text[], %s::text[]) AS e(text, intent)
-           ON CONFLICT (tenant_id, text, intent) DO NOTHING""",
-        (tenant_id, actor, texts, intents),
+        """WITH added AS (
+               INSERT INTO intent_examples (tenant_id, text, intent, created_by)
+               SELECT %(tenant)s, text, intent, %(actor)s
+                 FROM unnest(%(texts)s::text[], %(intents)s::text[]) AS e(text, intent)
+               ON CONFLICT (tenant_id, text, intent) DO NOTHING
+               RETURNING id, text, intent, created_at
+           )
+           INSERT INTO outbox (event_id, tenant_id, type, payload, created_at)
+           SELECT gen_random_uuid(), %(tenant)s, 'intent_example.added',
+                  jsonb_build_object('example_id', id, 'text', text, 'intent', intent, 'added_by', %(actor)s),
+                  created_at
+             FROM added""",
+        {"tenant": tenant_id, "actor": actor, "texts": texts, "intents": intents},
     )
     return cursor.rowcount
 
@@ -65,10 +78,13 @@ def trainable(counts: dict[str, int]) -> str | None:
 
 
 async def queue_training(conn: AsyncConnection, *, tenant_id: str, kind: str, actor: str) -> dict[str, Any]:
+    """Queue a training job; it records how many examples the tenant has now, which the lake must hold before the
+    pipelines start it."""
     cursor = await conn.execute(
-        f"""INSERT INTO training_jobs (id, tenant_id, kind, requested_by) VALUES (%s, %s, %s, %s)
+        f"""INSERT INTO training_jobs (id, tenant_id, kind, requested_by, examples)
+            SELECT %s, %s, %s, %s, (SELECT count(*) FROM intent_examples WHERE tenant_id = %s)
             RETURNING {_JOB_COLUMNS}""",
-        (new_id("job"), tenant_id, kind, actor),
+        (new_id("job"), tenant_id, kind, actor, tenant_id),
     )
     return await cursor.fetchone()
 

@@ -33,6 +33,7 @@ SILVER_TENANTS = TableSpec("silver/tenants", "one row per tenant (a snapshot of 
 SILVER_CONVERSATIONS = TableSpec("silver/conversations", "one row per conversation")
 SILVER_MESSAGES = TableSpec("silver/messages", "one row per message")
 SILVER_USAGE = TableSpec("silver/usage", "one row per metered call (an answer, a summary)")
+SILVER_INTENT_EXAMPLES = TableSpec("silver/intent_examples", "one row per labelled intent example a tenant added")
 GOLD_TENANT_DAILY = TableSpec("gold/tenant_daily", "one row per tenant and day (UTC)")
 GOLD_INTENT_DAILY = TableSpec("gold/intent_daily", "one row per tenant, day (UTC) and intent")
 MESSAGE_SENTIMENT = TableSpec("enriched/message_sentiment", "one row per customer message")
@@ -45,6 +46,7 @@ TABLES: tuple[TableSpec, ...] = (
     SILVER_CONVERSATIONS,
     SILVER_MESSAGES,
     SILVER_USAGE,
+    SILVER_INTENT_EXAMPLES,
     MESSAGE_SENTIMENT,
     CONVERSATION_SUMMARIES,
     CONVERSATION_TOPICS,

@@ -339,3 +339,6 @@ class TrainingJob(BaseModel):
     metrics: dict[str, float] | None
     promoted: bool | None = Field(description="Whether the new model became the champion")
     detail: str | None
+    examples: int = Field(
+        0, description="The tenant's labelled examples when the job was queued: it starts once the lake holds them"
+    )

@@ -67,8 +67,10 @@ def register(
     python_model: Any,
     artifact: str,
     pip_requirements: list[str],
+    promote: bool = True,
 ) -> Registered:
-    """Log a trained model as a new version of `<kind>__<tenant>` and move the champion alias if it is better."""
+    """Log a trained model as a new version of `<kind>__<tenant>` and, unless `promote` is False (the pipelines
+    promote in a step of their own, after evaluation), move the champion alias if it is better."""
     logged = registry.log_run(
         kind=kind,
         tenant_id=tenant_id,
@@ -80,6 +82,8 @@ def register(
         data_fingerprint=fingerprint(trained.rows),
         documents={"confusion_matrix.json": trained.confusion},
     )
+    if not promote:
+        return Registered(logged.run_id, logged.model_uri, logged.version, False, "not considered yet")
     promotion = registry.promote_if_better(
         kind=kind, tenant_id=tenant_id, version=logged.version, metric=PROMOTION_METRIC[kind]
     )

@@ -97,6 +97,15 @@ def client(settings: Settings, encoder, vector_store) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture(scope="module")
+def vendor():
+    """An LLM vendor speaking the OpenAI protocol on 127.0.0.1 (tests/fakes/vendors.py), one per test module."""
+    from tests.fakes.vendors import serve_vendor
+
+    with serve_vendor() as fake:
+        yield fake
+
+
 @pytest.fixture
 def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}

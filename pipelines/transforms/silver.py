@@ -38,6 +38,7 @@ _MESSAGE_PAYLOAD = pl.Struct(
         "handoff_reason": pl.String,
     }
 )
+_EXAMPLE_PAYLOAD = pl.Struct({"example_id": pl.Int64, "text": pl.String, "intent": pl.String, "added_by": pl.String})
 _STARTED_PAYLOAD = pl.Struct({"conversation_id": pl.String, "channel": pl.String})
 _HANDOFF_PAYLOAD = pl.Struct({"conversation_id": pl.String, "reason": pl.String})
 _FEEDBACK_PAYLOAD = pl.Struct(
@@ -105,6 +106,17 @@ USAGE_SCHEMA = pl.Schema(
 # A usage.recorded payload holds the row's columns but its keys and time, which the event carries itself.
 _USAGE_PAYLOAD = pl.Struct({k: v for k, v in USAGE_SCHEMA.items() if k not in ("tenant_id", "event_id", "at", "date")})
 
+INTENT_EXAMPLES_SCHEMA = pl.Schema(
+    {
+        "tenant_id": pl.String,
+        "example_id": pl.Int64,
+        "text": pl.String,  # PII redacted, like every silver text
+        "intent": pl.String,
+        "added_by": pl.String,
+        "added_at": TS,
+    }
+)
+
 CONVERSATIONS_SCHEMA = pl.Schema(
     {
         "tenant_id": pl.String,
@@ -149,6 +161,7 @@ class Silver:
     conversations: pl.DataFrame
     messages: pl.DataFrame
     usage: pl.DataFrame
+    intent_examples: pl.DataFrame
     duplicates: int  # bronze rows whose event id was seen before
     redactions: dict[str, int]
 
@@ -217,7 +230,16 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
     )
     messages = redact_frame(messages, "text")
     comments = redact_frame(messages.select(text=pl.col("feedback_comment")), "text")
-    redactions = {kind: int(messages[f"pii_{kind}"].sum()) + int(comments[f"pii_{kind}"].sum()) for kind in KINDS}
+    examples = redact_frame(
+        _first_per(_decoded(unique, "intent_example.added", _EXAMPLE_PAYLOAD), ["tenant_id", "example_id"], order)
+        .filter(pl.col("example_id").is_not_null() & pl.col("text").is_not_null() & pl.col("intent").is_not_null())
+        .rename({"occurred_at": "added_at"})
+        .sort("tenant_id", "example_id"),
+        "text",
+    )
+    redactions = {
+        kind: sum(int(frame[f"pii_{kind}"].sum()) for frame in (messages, comments, examples)) for kind in KINDS
+    }
     conversation = ["tenant_id", "conversation_id"]
     messages = messages.with_columns(
         feedback_comment=comments["text"],
@@ -316,6 +338,7 @@ def build_silver(events: pl.DataFrame, *, as_of: datetime) -> Silver:
             usage.rename({"occurred_at": "at"}).with_columns(date=pl.col("at").dt.date()).sort("tenant_id", "at"),
             USAGE_SCHEMA,
         ),
+        intent_examples=_conform(examples, INTENT_EXAMPLES_SCHEMA),
         duplicates=duplicates,
         redactions=redactions,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import bearer, new_tenant
+from tests.integration.test_chat import outbox
 
 
 def key_with_role(client, tenant_id, owner_key, role):
@@ -17,8 +18,8 @@ def examples(intent, n, prefix="how do I"):
     return [{"text": f"{prefix} {intent} number {i}", "intent": intent} for i in range(n)]
 
 
-def test_examples_are_added_in_bulk_once_each_and_counted_per_intent(client):
-    _, key = new_tenant(client, "examples")
+def test_examples_are_added_in_bulk_once_each_and_counted_per_intent(client, platform_db):
+    tenant_id, key = new_tenant(client, "examples")
     body = {"examples": examples("refund", 6) + examples("card", 4) + examples("refund", 2)}
     added = client.post("/v1/intents/examples", json=body, headers=bearer(key))
     assert added.status_code == 201, added.text
@@ -33,11 +34,14 @@ def test_examples_are_added_in_bulk_once_each_and_counted_per_intent(client):
     assert "at least 2 intents" in added.json()["why_not"]
     again = client.post("/v1/intents/examples", json={"examples": examples("card", 5)}, headers=bearer(key))
     assert again.json()["added"] == 1 and again.json()["trainable"] is True
+    events = outbox(platform_db, tenant_id)
+    assert [(kind, payload["intent"]) for kind, payload, _ in events].count(("intent_example.added", "card")) == 5
+    assert len(events) == 11, "one event per example added, none for a duplicate: the lake gets each once"
     assert client.get("/v1/intents/examples", headers=bearer(key)).json()["intents"] == {"card": 5, "refund": 6}
 
 
 def test_training_is_queued_only_when_the_examples_allow_it_and_jobs_stay_with_their_tenant(client):
-    mine, my_key = new_tenant(client, "train-a")
+    _, my_key = new_tenant(client, "train-a")
     _, their_key = new_tenant(client, "train-b")
     refused = client.post("/v1/models/intent/train", headers=bearer(my_key))
     assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
@@ -48,6 +52,7 @@ def test_training_is_queued_only_when_the_examples_allow_it_and_jobs_stay_with_t
     assert queued.status_code == 202, queued.text
     job = queued.json()
     assert job["status"] == "queued" and job["kind"] == "intent" and job["run_id"] is None
+    assert job["examples"] == 10, "what the lake must hold before the job starts"
     assert client.get(f"/v1/models/jobs/{job['id']}", headers=bearer(my_key)).json()["id"] == job["id"]
     assert [j["id"] for j in client.get("/v1/models/jobs", headers=bearer(my_key)).json()] == [job["id"]]
     assert client.get(f"/v1/models/jobs/{job['id']}", headers=bearer(their_key)).status_code == 404

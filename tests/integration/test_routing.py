@@ -46,12 +46,6 @@ WITH_LLM = {"tiers": ["cache", "kb", "acme/small"]}
 
 
 @pytest.fixture(scope="module")
-def vendor():
-    with serve_vendor() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 def llm_client(settings, encoder, vector_store, tmp_path_factory, vendor):
     path = tmp_path_factory.mktemp("routing") / "providers.yaml"
     path.write_text(PROVIDERS.format(base_url=vendor.base_url))

@@ -40,7 +40,19 @@ def test_the_graph_runs_from_the_outbox_to_gold_with_a_check_on_each_layer():
     assert {"silver/conversations", "silver/messages", "enriched/message_sentiment"} <= upstream
     checked = {"/".join(check.asset_key.path) for check in graph.asset_check_keys}
     assert {"bronze/events", "silver/conversations", "silver/messages", "gold/tenant_daily"} <= checked
-    assert {s.name for s in defs.schedules} == {"lakehouse_hourly", "warehouse_hourly", "lake_maintenance_nightly"}
+    assert {"silver/intent_examples", "models/intent"} <= checked
+    training = {"/".join(k.path) for k in graph.get(dg.AssetKey(["models", "intent_champion"])).parent_keys}
+    assert training == {"models/intent"}
+    assert {"/".join(k.path) for k in graph.get(dg.AssetKey(["models", "intent"])).parent_keys} == {
+        "silver/intent_examples"
+    }
+    assert {s.name for s in defs.schedules} == {
+        "lakehouse_hourly",
+        "warehouse_hourly",
+        "lake_maintenance_nightly",
+        "weekly_retraining",
+    }
+    assert {s.name for s in defs.sensors} == {"outbox_sensor", "training_jobs_sensor", "training_failures"}
 
 
 def test_the_sensor_starts_a_run_only_when_the_outbox_has_events_and_none_is_running(pg_server):

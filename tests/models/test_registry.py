@@ -79,9 +79,7 @@ def test_the_fingerprint_ignores_order_and_sees_every_change():
     assert fingerprint(rows) != fingerprint([("hello", "greet"), ("bye", "greet")])
 
 
-def test_a_local_store_keeps_artifacts_beside_its_database_whatever_the_working_directory(
-    tmp_path, monkeypatch
-):
+def test_a_local_store_keeps_artifacts_beside_its_database_whatever_the_working_directory(tmp_path, monkeypatch):
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

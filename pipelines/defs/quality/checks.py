@@ -17,15 +17,23 @@ from core.lake import (
     GOLD_TENANT_DAILY,
     MESSAGE_SENTIMENT,
     SILVER_CONVERSATIONS,
+    SILVER_INTENT_EXAMPLES,
     SILVER_MESSAGES,
     SILVER_USAGE,
 )
 from models.sentiment import LABELS
-from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES, SENTIMENT, TENANT_DAILY, USAGE
+from pipelines.keys import BRONZE, CONVERSATIONS, INTENT_EXAMPLES, MESSAGES, SENTIMENT, TENANT_DAILY, USAGE
 from pipelines.quality import Validation, validate
 from pipelines.resources import LakeResource
 
-EVENT_TYPES = ["conversation.started", "message.created", "handoff.requested", "feedback.given", "usage.recorded"]
+EVENT_TYPES = [
+    "conversation.started",
+    "message.created",
+    "handoff.requested",
+    "feedback.given",
+    "usage.recorded",
+    "intent_example.added",
+]
 OUTCOMES = ["resolved", "handoff", "abandoned", "open"]
 
 
@@ -156,6 +164,36 @@ def silver_messages_valid(context: dg.AssetCheckExecutionContext, lake: LakeReso
 
 
 @dg.asset_check(
+    asset=INTENT_EXAMPLES,
+    blocking=True,
+    description="Labelled examples: one row per example event in bronze, with a tenant, a text and an intent.",
+)
+def silver_intent_examples_valid(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    tenants, store = _tenants(context, INTENT_EXAMPLES), lake.lake()
+    frame = _read(store, SILVER_INTENT_EXAMPLES, tenants, ["tenant_id", "example_id", "text", "intent"])
+    events = _read(store, BRONZE_EVENTS, tenants, ["tenant_id", "type", "event_id", "payload"]).unique("event_id")
+    expected = (
+        events.filter(pl.col("type") == "intent_example.added")
+        .select("tenant_id", example_id=pl.col("payload").str.json_path_match("$.example_id"))
+        .unique()
+        .height
+    )
+    return _result(
+        validate(
+            frame,
+            lambda E: [
+                E.ExpectColumnValuesToNotBeNull(column="tenant_id"),
+                E.ExpectColumnValuesToNotBeNull(column="text"),
+                E.ExpectColumnValuesToNotBeNull(column="intent"),
+                E.ExpectColumnValuesToBeUnique(column="example_id"),
+                E.ExpectTableRowCountToEqual(value=expected),
+            ],
+            name="silver_intent_examples",
+        )
+    )
+
+
+@dg.asset_check(
     asset=USAGE, blocking=True, description="Usage: one row per metered call in bronze, with a tier and a cost >= 0."
 )
 def silver_usage_valid(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
@@ -227,6 +265,7 @@ CHECKS = [
     silver_conversations_valid,
     silver_messages_valid,
     silver_usage_valid,
+    silver_intent_examples_valid,
     message_sentiment_valid,
     tenant_daily_valid,
 ]

@@ -6,9 +6,17 @@ import dagster as dg
 import polars as pl
 import pyarrow.dataset as pds
 
-from core.lake import BRONZE_EVENTS, SILVER_CONVERSATIONS, SILVER_MESSAGES, SILVER_TENANTS, SILVER_USAGE, Lake
+from core.lake import (
+    BRONZE_EVENTS,
+    SILVER_CONVERSATIONS,
+    SILVER_INTENT_EXAMPLES,
+    SILVER_MESSAGES,
+    SILVER_TENANTS,
+    SILVER_USAGE,
+    Lake,
+)
 from pipelines.incremental import changed_tenants, tenant_chunks
-from pipelines.keys import BRONZE, CONVERSATIONS, MESSAGES, TENANTS, USAGE
+from pipelines.keys import BRONZE, CONVERSATIONS, INTENT_EXAMPLES, MESSAGES, TENANTS, USAGE
 from pipelines.resources import LakeResource, PostgresResource
 from pipelines.transforms.silver import OPEN_MINUTES, build_silver
 
@@ -28,9 +36,19 @@ def stale_open_tenants(lake: Lake, *, as_of: datetime) -> set[str]:
 
 def rebuild_silver(lake: Lake, *, as_of: datetime) -> dict:
     """Rebuild the silver rows of every tenant with new bronze events (or stale open conversations)."""
-    tenants, versions = changed_tenants(lake, targets=[SILVER_CONVERSATIONS, SILVER_MESSAGES], sources=[BRONZE_EVENTS])
+    tenants, versions = changed_tenants(
+        lake, targets=[SILVER_CONVERSATIONS, SILVER_MESSAGES, SILVER_INTENT_EXAMPLES], sources=[BRONZE_EVENTS]
+    )
     tenants |= stale_open_tenants(lake, as_of=as_of)
-    stats = {"tenants": len(tenants), "conversations": 0, "messages": 0, "usage": 0, "duplicates": 0, "redactions": {}}
+    stats = {
+        "tenants": len(tenants),
+        "conversations": 0,
+        "messages": 0,
+        "usage": 0,
+        "intent_examples": 0,
+        "duplicates": 0,
+        "redactions": {},
+    }
     chunks = list(tenant_chunks(lake, BRONZE_EVENTS, tenants))
     for index, chunk in enumerate(chunks):
         events = pl.from_arrow(lake.read(BRONZE_EVENTS, tenant_ids=chunk, columns=BRONZE_COLUMNS))
@@ -40,12 +58,14 @@ def rebuild_silver(lake: Lake, *, as_of: datetime) -> dict:
             (SILVER_CONVERSATIONS, built.conversations),
             (SILVER_MESSAGES, built.messages),
             (SILVER_USAGE, built.usage),
+            (SILVER_INTENT_EXAMPLES, built.intent_examples),
         )
         for table, frame in written:
             lake.replace_tenants(table, frame.to_arrow(), tenant_ids=chunk, sources=versions if last else None)
         stats["conversations"] += built.conversations.height
         stats["messages"] += built.messages.height
         stats["usage"] += built.usage.height
+        stats["intent_examples"] += built.intent_examples.height
         stats["duplicates"] += built.duplicates
         for kind, count in built.redactions.items():
             stats["redactions"][kind] = stats["redactions"].get(kind, 0) + count
@@ -64,6 +84,7 @@ def _silver_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         ),
         _silver_spec(MESSAGES, "One row per message, ordered within its conversation, PII redacted (and counted)."),
         _silver_spec(USAGE, "One row per metered call: tier, provider/model, tokens, cost, latency, outcome, routing."),
+        _silver_spec(INTENT_EXAMPLES, "One row per labelled intent example a tenant added (the training data)."),
     ],
 )
 def silver(lake: LakeResource):
@@ -79,6 +100,7 @@ def silver(lake: LakeResource):
         metadata={**shared, "rows": stats["messages"], "pii_redacted": dg.MetadataValue.json(stats["redactions"])},
     )
     yield dg.MaterializeResult(asset_key=USAGE, metadata={**shared, "rows": stats["usage"]})
+    yield dg.MaterializeResult(asset_key=INTENT_EXAMPLES, metadata={**shared, "rows": stats["intent_examples"]})
 
 
 @dg.asset(
