@@ -13,6 +13,7 @@ from bench import (
     kb_confidence,
     lake_ingest,
     lake_pipeline,
+    intent_quality,
     lake_query,
     memory,
     outage,
@@ -21,6 +22,7 @@ from bench import (
     router_overhead,
     routing_cost,
     sentiment,
+    sentiment_quality,
     stackfaq,
 )
 
@@ -41,6 +43,8 @@ BENCHMARKS = (
     lake_pipeline,
     sentiment,
     lake_query,
+    sentiment_quality,
+    intent_quality,  # the longest: about 35 minutes of training on 2 cores
 )
 
 for benchmark in BENCHMARKS:

@@ -101,6 +101,10 @@ def train_intent(
             )
     except TrainingDataError as exc:
         raise _fail(str(exc)) from None
+    _print_registered(registered, trained)
+
+
+def _print_registered(registered, trained) -> None:
     _print(
         {
             "run_id": registered.run_id,
@@ -112,15 +116,13 @@ def train_intent(
     )
 
 
-def _intent_model(uri: str, scratch: Path):
-    from models.intent.model import IntentModel
-    from models.intent.pyfunc import ARTIFACT
-
+def _model_folder(uri: str, *, kind: str, artifact: str, scratch: Path) -> Path:
+    """The model folder `--model` names: a local folder (or its parent), or a registry URI's, downloaded."""
     local = Path(uri)
     if local.is_dir():
-        return IntentModel.load(local / ARTIFACT if (local / ARTIFACT).is_dir() else local)
+        return local / artifact if (local / artifact).is_dir() else local
     if not uri.startswith(("models:/", "runs:/")):
-        raise _fail(f"--model {uri}: neither a model folder nor a registry URI (models:/intent__<tenant>/<version>)")
+        raise _fail(f"--model {uri}: neither a model folder nor a registry URI (models:/{kind}__<tenant>/<version>)")
     import mlflow
 
     mlflow.set_tracking_uri(_settings().mlflow_location)
@@ -129,7 +131,14 @@ def _intent_model(uri: str, scratch: Path):
         folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(scratch)))
     except Exception as exc:  # MLflow raises several kinds for a missing model or version
         raise _fail(f"--model {uri}: {exc}") from None
-    return IntentModel.load(folder / "artifacts" / ARTIFACT)
+    return folder / "artifacts" / artifact
+
+
+def _intent_model(uri: str, scratch: Path):
+    from models.intent.model import IntentModel
+    from models.intent.pyfunc import ARTIFACT
+
+    return IntentModel.load(_model_folder(uri, kind="intent", artifact=ARTIFACT, scratch=scratch))
 
 
 @evaluate_app.command("intent")
@@ -211,35 +220,14 @@ def train_sentiment(
             )
     except TrainingDataError as exc:
         raise _fail(str(exc)) from None
-    _print(
-        {
-            "run_id": registered.run_id,
-            "model_uri": registered.model_uri,
-            "metrics": trained.metrics,
-            "champion": registered.champion,
-            "promotion": registered.promotion,
-        }
-    )
+    _print_registered(registered, trained)
 
 
 def _sentiment_model(uri: str, scratch: Path):
     from models.sentiment.model import SentimentModel
     from models.sentiment.pyfunc import ARTIFACT
 
-    local = Path(uri)
-    if local.is_dir():
-        return SentimentModel.load(local / ARTIFACT if (local / ARTIFACT).is_dir() else local)
-    if not uri.startswith(("models:/", "runs:/")):
-        raise _fail(f"--model {uri}: neither a model folder nor a registry URI (models:/sentiment__<tenant>/<version>)")
-    import mlflow
-
-    mlflow.set_tracking_uri(_settings().mlflow_location)
-    mlflow.set_registry_uri(_settings().mlflow_location)
-    try:
-        folder = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(scratch)))
-    except Exception as exc:  # MLflow raises several kinds for a missing model or version
-        raise _fail(f"--model {uri}: {exc}") from None
-    return SentimentModel.load(folder / "artifacts" / ARTIFACT)
+    return SentimentModel.load(_model_folder(uri, kind="sentiment", artifact=ARTIFACT, scratch=scratch))
 
 
 @evaluate_app.command("sentiment")

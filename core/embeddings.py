@@ -82,8 +82,9 @@ class OnnxEncoder:
         return cls.from_directory(ensure_model(models_root))
 
     @classmethod
-    def from_directory(cls, directory: Path) -> OnnxEncoder:
-        """An encoder built by core/encoder_build.py into `directory` (the serving one, or a tenant's fine-tuned)."""
+    def from_directory(cls, directory: Path, *, threads: int = 1) -> OnnxEncoder:
+        """An encoder built by core/encoder_build.py into `directory` (the serving one, or a tenant's fine-tuned);
+        `threads` intra-op threads for each call."""
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -94,7 +95,7 @@ class OnnxEncoder:
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a vocabulary token, not a password
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Spinning threads win 0.3 ms on an idle machine and steal the other requests' core on a busy one.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
