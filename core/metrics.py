@@ -1,4 +1,5 @@
-"""The metrics store: model usage per answer, in PostgreSQL (a TimescaleDB hypertable when the server has Timescale).
+"""The metrics store: model usage per answer, in PostgreSQL (a TimescaleDB hypertable when the server has Timescale),
+the daily facts the dashboards read (exported from the lake's gold tables), and an hourly roll-up of usage.
 
 Each usage row is written together with its `usage.recorded` outbox event and, when it cost anything, the tenant's
 running monthly total, in one statement: the lakehouse sees exactly what the budget checks see, and a budget check reads
@@ -8,9 +9,10 @@ one row instead of summing a month of usage.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -104,3 +106,78 @@ async def store_kind(conn: AsyncConnection) -> str:
     """Which store usage lives in, "timescaledb" (a hypertable) or "postgresql": operators should know."""
     cursor = await conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') AS timescale")
     return "timescaledb" if (await cursor.fetchone())["timescale"] else "postgresql"
+
+
+# --- The daily facts the dashboards read (tenant_daily, intent_daily), exported from the lake's gold tables.
+
+TENANT_DAILY_COLUMNS = (
+    "conversations", "resolved", "handoff", "abandoned", "open", "deflection_rate", "messages", "user_messages",
+    "assistant_messages", "unanswered", "answered_by_cache", "answered_by_kb", "answered_by_local", "answered_by_llm",
+    "feedback_up", "feedback_down", "satisfaction", "sentiment_negative", "sentiment_neutral", "sentiment_positive",
+    "sentiment_mean", "input_tokens", "output_tokens", "cost_usd", "cost_per_conversation_usd", "latency_ms_p50",
+    "latency_ms_p95", "pii_redactions",
+)  # fmt: skip
+INTENT_DAILY_COLUMNS = (
+    "conversations", "resolved", "handoff", "abandoned", "deflection_rate", "messages", "unanswered", "feedback_up",
+    "feedback_down", "negative_share", "cost_usd",
+)  # fmt: skip
+
+
+async def replace_days(
+    conn: AsyncConnection,
+    *,
+    tenant_days: Sequence[tuple[str, date]],
+    tenant_rows: Sequence[Mapping[str, Any]],
+    intent_rows: Sequence[Mapping[str, Any]],
+) -> dict[str, int]:
+    """Make the store's rows for these (tenant, day) keys exactly `tenant_rows` and `intent_rows` (each row has
+    tenant_id, day, [intent,] and the columns above): a key without rows is emptied, so re-exporting a day replaces
+    it and never adds to it. Call inside a transaction: readers see the old day or the new one."""
+    tenants = [tenant for tenant, _ in tenant_days]
+    days = [day for _, day in tenant_days]
+    keys = "unnest(%s::text[], %s::date[]) AS k(tenant_id, day)"
+    deleted = 0
+    for table in ("tenant_daily", "intent_daily"):
+        cursor = await conn.execute(
+            f"DELETE FROM {table} t USING {keys} WHERE t.tenant_id = k.tenant_id AND t.day = k.day", (tenants, days)
+        )
+        deleted += cursor.rowcount
+    copies = (
+        ("tenant_daily", ("tenant_id", "day", *TENANT_DAILY_COLUMNS), tenant_rows),
+        ("intent_daily", ("tenant_id", "day", "intent", *INTENT_DAILY_COLUMNS), intent_rows),
+    )
+    async with conn.cursor() as cursor:
+        for table, columns, rows in copies:
+            async with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    await copy.write_row([row.get(column) for column in columns])
+    return {
+        "keys": len(tenant_days),
+        "deleted": deleted,
+        "tenant_days": len(tenant_rows),
+        "intent_days": len(intent_rows),
+    }
+
+
+async def exported_version(conn: AsyncConnection, *, source: str) -> int | None:
+    cursor = await conn.execute("SELECT source_version FROM metrics_exports WHERE source = %s", (source,))
+    row = await cursor.fetchone()
+    return None if row is None else row["source_version"]
+
+
+async def record_export(conn: AsyncConnection, *, source: str, version: int) -> None:
+    await conn.execute(
+        """INSERT INTO metrics_exports (source, source_version) VALUES (%s, %s)
+           ON CONFLICT (source) DO UPDATE SET source_version = excluded.source_version, exported_at = now()""",
+        (source, version),
+    )
+
+
+async def refresh_usage_hourly(conn: AsyncConnection) -> None:
+    """Bring the hourly usage roll-up up to date on plain PostgreSQL (TimescaleDB's policy refreshes its own)."""
+    if await store_kind(conn) == "timescaledb":
+        return
+    cursor = await conn.execute("SELECT relispopulated FROM pg_class WHERE relname = 'usage_hourly'")
+    populated = (await cursor.fetchone())["relispopulated"]
+    # CONCURRENTLY keeps the view readable while it refreshes, but cannot fill a view that was never filled.
+    await conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY' if populated else ''} usage_hourly")

@@ -2,7 +2,8 @@
 
 outbox → bronze/events → silver/{conversations,messages,usage,intent_examples} → enriched/{message_sentiment,
 conversation_summaries,conversation_topics} → gold/{tenant_daily,intent_daily}, with blocking Great Expectations checks
-on each layer; silver/intent_examples → models/intent → models/intent_champion per tenant (MLflow).
+on each layer; gold → metrics/daily (the dashboards' PostgreSQL store); silver/intent_examples → models/intent →
+models/intent_champion per tenant (MLflow).
 Resources read Parley's Settings (PARLEY_*) when a run starts, never at import.
 """
 
@@ -14,6 +15,7 @@ from pipelines.defs.gold.assets import gold
 from pipelines.defs.ingest.assets import bronze_events
 from pipelines.defs.ingest.sensors import outbox_sensor
 from pipelines.defs.maintenance.jobs import lake_maintenance
+from pipelines.defs.metrics.assets import metrics_store
 from pipelines.defs.models.assets import TENANTS, intent_champion, intent_model
 from pipelines.defs.models.sensors import training_failures, training_jobs_sensor, weekly_retraining
 from pipelines.defs.quality.checks import CHECKS
@@ -28,6 +30,7 @@ LAKE_ASSETS = [
     conversation_summaries,
     conversation_topics,
     gold,
+    metrics_store,
 ]
 
 lakehouse = dg.define_asset_job(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib.util
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from core.db import open_database
+from core import metrics
+from core.db import Database, open_database
 from core.embeddings import DIM, AsyncEncoder, OnnxEncoder
 from core.kb.service import KnowledgeBase
 from core.limits import RateLimiter
@@ -33,6 +35,7 @@ from serving.routes import conversations, health, kb, keys, models, openai_compa
 from serving.services.champions import Champions
 from serving.services.chat import ChatService
 
+log = logging.getLogger(__name__)
 UPLOAD_PATHS = ("/v1/kb/documents",)
 
 
@@ -59,6 +62,15 @@ def _local_provider(settings: Settings) -> LocalProvider | None:
     return LocalProvider(name=LOCAL, model_path=path, n_threads=1)
 
 
+async def _metrics_store_mode(db: Database) -> str:
+    """Which metrics store is active, said once in the log and on /readyz: operators should know."""
+    async with db.connection() as conn:
+        mode = await metrics.store_kind(conn)
+    detail = "hypertables, continuous aggregates" if mode == "timescaledb" else "plain tables, BRIN, rollups"
+    log.info("metrics store: %s (%s)", mode, detail)
+    return mode
+
+
 def create_app(
     settings: Settings | None = None, *, encoder: AsyncEncoder | None = None, vectors: VectorStore | None = None
 ) -> FastAPI:
@@ -78,6 +90,7 @@ def create_app(
                 app.state.encoder = encoder or AsyncEncoder(lambda: OnnxEncoder.load(settings.models_location))
                 app.state.encoder.start()
                 app.state.db = db
+                app.state.metrics_store = await _metrics_store_mode(db)
                 app.state.vectors = store
                 app.state.kb = KnowledgeBase(db=db, vectors=store, encoder=app.state.encoder)
                 app.state.rate_limiter = RateLimiter()

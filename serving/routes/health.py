@@ -33,7 +33,7 @@ async def readyz(request: Request, settings: SettingsDep, db: DbDep) -> JSONResp
             routes=routes,
         )
         return JSONResponse(document, status_code=503, media_type=MEDIA_TYPE)
-    return JSONResponse({"status": "ready", "checks": checks, "routes": routes})
+    return JSONResponse({"status": "ready", "checks": checks, "routes": routes, "metrics_store": state.metrics_store})
 
 
 _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}

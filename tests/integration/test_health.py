@@ -17,6 +17,7 @@ def test_readyz_reports_each_configured_store(client):
     assert body["status"] == "ready"
     assert set(body["checks"]) == {"postgres", "lake", "vectors", "encoder"}
     assert all(check["ok"] and check["latency_ms"] >= 0 for check in body["checks"].values())
+    assert body["metrics_store"] == "postgresql", "the embedded server has no TimescaleDB, and says so"
 
 
 def closed_local_port() -> int:

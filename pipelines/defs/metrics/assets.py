@@ -1,0 +1,125 @@
+"""The metrics store's daily facts: gold's tenant_daily and intent_daily exported to PostgreSQL for the dashboards,
+and the hourly usage roll-up refreshed.
+
+Idempotent per tenant and day: an export replaces the (tenant, day) keys it covers, rows and all, in one
+transaction (core/metrics.replace_days). The asset exports the tenants whose gold rows changed since the gold version
+the store last took (recorded in `metrics_exports` in the same transaction), every day of theirs, because a tenant's
+gold is rebuilt whole; `export_gold(days=...)` re-exports chosen days for every tenant.
+"""
+
+import asyncio
+from collections.abc import Iterable
+from datetime import date
+
+import dagster as dg
+import polars as pl
+import polars.selectors as cs
+import psycopg
+from psycopg.rows import dict_row
+
+from core import metrics
+from core.lake import GOLD_INTENT_DAILY, GOLD_TENANT_DAILY, Lake
+from pipelines.keys import INTENT_DAILY, METRICS_STORE, TENANT_DAILY
+from pipelines.resources import LakeResource, PostgresResource
+
+
+def _gold(lake: Lake, table, *, tenant_ids: Iterable[str] | None, days: Iterable[date] | None) -> pl.DataFrame:
+    import pyarrow.dataset as pds
+
+    dataset = lake.dataset(table)
+    if dataset is None:
+        return pl.DataFrame()
+    expression = None
+    if tenant_ids is not None:
+        expression = pds.field("tenant_id").isin(sorted(set(tenant_ids)))
+    if days is not None:
+        in_days = pds.field("date").isin(sorted(set(days)))
+        expression = in_days if expression is None else expression & in_days
+    frame = pl.from_arrow(dataset.to_table(filter=expression)).rename({"date": "day"})
+    # A count gold leaves empty (no message scored for sentiment that day, say) is a count of none.
+    return frame.with_columns(cs.integer().fill_null(0))
+
+
+async def _write(dsn: str, *, keys, tenant_rows, intent_rows, version: int | None) -> dict[str, int]:
+    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn, conn.transaction():
+        written = await metrics.replace_days(conn, tenant_days=keys, tenant_rows=tenant_rows, intent_rows=intent_rows)
+        if version is not None:
+            await metrics.record_export(conn, source=GOLD_TENANT_DAILY.name, version=version)
+    return written
+
+
+def export_gold(
+    lake: Lake,
+    dsn: str,
+    *,
+    tenant_ids: Iterable[str] | None = None,
+    days: Iterable[date] | None = None,
+    version: int | None = None,
+) -> dict[str, int]:
+    """Replace the store's rows of these tenants and days (None: all) with gold's, recording gold's `version` when
+    given. The keys replaced are the (tenant, day) pairs gold has for them and, when whole tenants are exported, the
+    days the store has for them that gold no longer has."""
+    tenant_daily = _gold(lake, GOLD_TENANT_DAILY, tenant_ids=tenant_ids, days=days)
+    intent_daily = _gold(lake, GOLD_INTENT_DAILY, tenant_ids=tenant_ids, days=days)
+    keys: set[tuple[str, date]] = set()
+    for frame in (tenant_daily, intent_daily):
+        if frame.height:
+            keys |= set(frame.select("tenant_id", "day").iter_rows())
+    if days is None:
+        with psycopg.connect(dsn) as conn:
+            stored = conn.execute(
+                "SELECT tenant_id, day FROM tenant_daily WHERE %(all)s OR tenant_id = ANY(%(tenants)s)",
+                {"all": tenant_ids is None, "tenants": sorted(set(tenant_ids or []))},
+            )
+            keys |= set(stored.fetchall())
+    return asyncio.run(
+        _write(
+            dsn,
+            keys=sorted(keys),
+            tenant_rows=tenant_daily.to_dicts(),
+            intent_rows=intent_daily.to_dicts(),
+            version=version,
+        )
+    )
+
+
+def export_changed(lake: Lake, dsn: str) -> dict:
+    """Export the tenants whose gold changed since the version the store holds, and record the new version. (Gold
+    rebuilds a tenant's tenant_daily and intent_daily together, so the first's log says what changed in both.)"""
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        row = conn.execute(
+            "SELECT source_version FROM metrics_exports WHERE source = %s", (GOLD_TENANT_DAILY.name,)
+        ).fetchone()
+    tenants, version = lake.tenants_changed(GOLD_TENANT_DAILY, since=None if row is None else row["source_version"])
+    if version is None or not tenants:
+        return {"tenants": 0, "keys": 0, "gold_version": -1 if version is None else version, "tenant_ids": []}
+    written = export_gold(lake, dsn, tenant_ids=tenants, version=version)
+    return {"tenants": len(tenants), "gold_version": version, "tenant_ids": sorted(tenants), **written}
+
+
+async def _refresh(dsn: str) -> str:
+    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row, autocommit=True) as conn:
+        await metrics.refresh_usage_hourly(conn)
+        return await metrics.store_kind(conn)
+
+
+@dg.asset(
+    key=METRICS_STORE,
+    deps=[TENANT_DAILY, INTENT_DAILY],
+    group_name="metrics",
+    kinds={"postgres"},
+    description="Gold's daily facts in the metrics store (tenant_daily, intent_daily; hypertables with TimescaleDB), "
+    "replaced per tenant and day, and the hourly usage roll-up refreshed: what the dashboards read.",
+)
+def metrics_store(lake: LakeResource, postgres: PostgresResource) -> dg.MaterializeResult:
+    exported = export_changed(lake.lake(), postgres.dsn)
+    mode = asyncio.run(_refresh(postgres.dsn))
+    return dg.MaterializeResult(
+        metadata={
+            "mode": mode,
+            "tenants_exported": exported["tenants"],
+            "tenant_ids": dg.MetadataValue.json(exported["tenant_ids"]),
+            "keys_replaced": exported["keys"],
+            "gold_version": exported["gold_version"],
+        }
+    )
