@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-PARLEY = str(Path(sys.executable).with_name("parley"))
+from tests.models.conftest import parley
+
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "banking77"
 INTENTS = ("card_arrival", "exchange_rate", "lost_or_stolen_card", "top_up_failed", "pin_blocked")
 
@@ -30,16 +28,6 @@ def banking_subset(path: Path, split: str, per_intent: int) -> Path:
         writer.writeheader()
         writer.writerows(kept)
     return path
-
-
-@pytest.fixture
-def env(tmp_path, models_dir) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    return clean | {"PARLEY_DATA_DIR": str(tmp_path / "data"), "PARLEY_MODELS_DIR": str(models_dir)}
-
-
-def parley(*args, env, timeout=300):
-    return subprocess.run([PARLEY, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_train_then_evaluate_an_intent_model_and_a_second_tenant_stays_apart(env, tmp_path, encoder):

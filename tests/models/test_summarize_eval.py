@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from models.summarize.evaluate import longest, parse_dialogue, read_dialogues, rouge
+from tests.models.conftest import parley
 
-PARLEY = str(Path(sys.executable).with_name("parley"))
 DEV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dialogsum" / "dialogsum.dev.jsonl"
-
-
-@pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    return clean | {"PARLEY_DATA_DIR": str(tmp_path / "data")}
-
-
-def parley(*args, env, timeout=120):
-    return subprocess.run([PARLEY, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_rouge_is_one_for_the_reference_itself_and_zero_for_nothing_in_common():
