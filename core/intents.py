@@ -104,11 +104,11 @@ async def list_jobs(conn: AsyncConnection, *, tenant_id: str, limit: int = 50) -
     return await cursor.fetchall()
 
 
-CLAIM = f"""
-UPDATE training_jobs SET status = 'running', started_at = now()
- WHERE id = (SELECT id FROM training_jobs WHERE status = 'queued' ORDER BY requested_at FOR UPDATE SKIP LOCKED LIMIT 1)
-RETURNING {_JOB_COLUMNS}
-"""
+# The pipelines' training run reports on its job in three steps: started, its MLflow run logged, finished.
+START = "UPDATE training_jobs SET status = 'running', started_at = now() WHERE id = %(id)s"
+LOGGED = (
+    "UPDATE training_jobs SET run_id = %(run_id)s, model_uri = %(model_uri)s, metrics = %(metrics)s WHERE id = %(id)s"
+)
 FINISH = """
 UPDATE training_jobs SET status = %(status)s, finished_at = now(), run_id = %(run_id)s, model_uri = %(model_uri)s,
        metrics = %(metrics)s, promoted = %(promoted)s, detail = %(detail)s

@@ -86,15 +86,17 @@ def export_gold(
 def export_changed(lake: Lake, dsn: str) -> dict:
     """Export the tenants whose gold changed since the version the store holds, and record the new version. (Gold
     rebuilds a tenant's tenant_daily and intent_daily together, so the first's log says what changed in both.)"""
-    with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        row = conn.execute(
-            "SELECT source_version FROM metrics_exports WHERE source = %s", (GOLD_TENANT_DAILY.name,)
-        ).fetchone()
-    tenants, version = lake.tenants_changed(GOLD_TENANT_DAILY, since=None if row is None else row["source_version"])
+    since = asyncio.run(_exported_version(dsn))
+    tenants, version = lake.tenants_changed(GOLD_TENANT_DAILY, since=since)
     if version is None or not tenants:
         return {"tenants": 0, "keys": 0, "gold_version": -1 if version is None else version, "tenant_ids": []}
     written = export_gold(lake, dsn, tenant_ids=tenants, version=version)
     return {"tenants": len(tenants), "gold_version": version, "tenant_ids": sorted(tenants), **written}
+
+
+async def _exported_version(dsn: str) -> int | None:
+    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn:
+        return await metrics.exported_version(conn, source=GOLD_TENANT_DAILY.name)
 
 
 async def _refresh(dsn: str) -> str:

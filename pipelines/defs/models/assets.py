@@ -76,7 +76,7 @@ def intent_model(
     tenant_id = context.partition_key
     job_id = _job_id(context)
     if job_id:
-        _report(postgres, "UPDATE training_jobs SET status = 'running', started_at = now() WHERE id = %s", (job_id,))
+        _report(postgres, intents.START, {"id": job_id})
     rows = training_rows(lake.lake(), tenant_id=tenant_id)
     oos_label = intents.OOS_INTENT if any(label == intents.OOS_INTENT for _, label in rows) else None
     registry = models.registry()
@@ -108,8 +108,8 @@ def intent_model(
     if job_id:
         _report(
             postgres,
-            "UPDATE training_jobs SET run_id = %s, model_uri = %s, metrics = %s WHERE id = %s",
-            (logged.run_id, logged.model_uri, Jsonb(metrics), job_id),
+            intents.LOGGED,
+            {"id": job_id, "run_id": logged.run_id, "model_uri": logged.model_uri, "metrics": Jsonb(metrics)},
         )
     champion = registry.champion(kind="intent", tenant_id=tenant_id)
     evaluation = {
