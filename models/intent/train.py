@@ -10,6 +10,13 @@ a model of the encoder and a head. Two recipes:
   calibration chosen on the other folds, and the packaged head uses the calibration from all of them. The packaged
   model keeps the encoder tuned on the training rows (tuning it again on every row would double the cost) and its
   head is refitted on every row.
+
+The held-out share is small because every held-out row is one the tuned encoder never learns from: a tenth of each
+intent, at most HOLDOUT_MAX_ROWS in-scope rows in all (enough to measure a challenger and set a temperature), while
+out-of-scope examples, rarer and what the threshold is chosen on, keep OOS_HOLDOUT. Measured (bench/intent_quality):
+with 15% of every label held out, Banking77 93.80 (full) and 86.81 (10-shot, mean of 3 seeds), CLINC150 97.13 in
+scope / 60.0 out-of-scope recall; with this rule 93.60 (a slower day: 557 of 882 steps in the budget), 86.50, and
+97.03 / 74.0.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from models.intent.head import IntentHead, calibrate, fit_head, fit_linear
 from models.intent.model import package
 from models.training import Trained, TrainingDataError
 
-HOLDOUT = 0.15
+HOLDOUT = 0.10
+HOLDOUT_MAX_ROWS = 600
+OOS_HOLDOUT = 0.15
 MIN_PER_LABEL = 2
 RECIPE = "minilm-int8+lr"
 FINETUNED_RECIPE = "minilm-ft-int8+lr"
@@ -91,16 +100,19 @@ def finetune_config(rows: list[tuple[str, str]], *, oos_label: str | None, seed:
     return FinetuneConfig(objective="ce", epochs=3, batch=32, max_len=64, max_seconds=FULL_SECONDS, seed=seed)
 
 
-def _holdout(labels: list[str], *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified: about HOLDOUT of each label held out, at least one row of each, at least one kept."""
+def _holdout(labels: list[str], *, seed: int, oos_label: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified: the same share of each in-scope label held out (HOLDOUT, less when that would exceed
+    HOLDOUT_MAX_ROWS), OOS_HOLDOUT of the out-of-scope rows, at least one row of each label, at least one kept."""
     rng = np.random.default_rng(seed)
     train, test = [], []
     by_label: dict[str, list[int]] = {}
     for index, label in enumerate(labels):
         by_label.setdefault(label, []).append(index)
-    for indices in by_label.values():
+    in_scope = sum(len(indices) for label, indices in by_label.items() if label != oos_label)
+    share = min(HOLDOUT, HOLDOUT_MAX_ROWS / max(1, in_scope))
+    for label, indices in by_label.items():
         indices = list(rng.permutation(indices))
-        cut = min(len(indices) - 1, max(1, round(len(indices) * HOLDOUT)))
+        cut = min(len(indices) - 1, max(1, round(len(indices) * (OOS_HOLDOUT if label == oos_label else share))))
         test += indices[:cut]
         train += indices[cut:]
     return np.array(sorted(train)), np.array(sorted(test))
@@ -125,7 +137,7 @@ def train_intent(
     started = time.perf_counter()
     chosen, why = choose_recipe(rows, oos_label=oos_label) if recipe == "auto" else (recipe, "asked for")
     texts, labels = [t for t, _ in rows], [label for _, label in rows]
-    train, test = _holdout(labels, seed=seed)
+    train, test = _holdout(labels, seed=seed, oos_label=oos_label)
     common = {"C": c, "seed": seed, "oos_label": oos_label, "rows": len(rows), "labels": len(set(labels))}
     common |= {"holdout_rows": len(test), "recipe_asked": recipe, "recipe_reason": why}
     if chosen == "frozen":
