@@ -122,6 +122,8 @@ INTENT_DAILY_COLUMNS = (
     "feedback_down", "negative_share", "cost_usd",
 )  # fmt: skip
 
+UNANSWERED_DAILY_COLUMNS = ("question", "example", "asked")
+
 
 async def replace_days(
     conn: AsyncConnection,
@@ -129,15 +131,17 @@ async def replace_days(
     tenant_days: Sequence[tuple[str, date]],
     tenant_rows: Sequence[Mapping[str, Any]],
     intent_rows: Sequence[Mapping[str, Any]],
+    unanswered_rows: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, int]:
-    """Make the store's rows for these (tenant, day) keys exactly `tenant_rows` and `intent_rows` (each row has
-    tenant_id, day, [intent,] and the columns above): a key without rows is emptied, so re-exporting a day replaces
-    it and never adds to it. Call inside a transaction: readers see the old day or the new one."""
+    """Make the store's rows for these (tenant, day) keys exactly `tenant_rows`, `intent_rows` and `unanswered_rows`
+    (each row has tenant_id, day, [intent | question, example, asked,] and the columns above): a key without rows is
+    emptied, so re-exporting a day replaces it and never adds to it. Call inside a transaction: readers see the old
+    day or the new one."""
     tenants = [tenant for tenant, _ in tenant_days]
     days = [day for _, day in tenant_days]
     keys = "unnest(%s::text[], %s::date[]) AS k(tenant_id, day)"
     deleted = 0
-    for table in ("tenant_daily", "intent_daily"):
+    for table in ("tenant_daily", "intent_daily", "unanswered_daily"):
         cursor = await conn.execute(
             f"DELETE FROM {table} t USING {keys} WHERE t.tenant_id = k.tenant_id AND t.day = k.day", (tenants, days)
         )
@@ -145,6 +149,7 @@ async def replace_days(
     copies = (
         ("tenant_daily", ("tenant_id", "day", *TENANT_DAILY_COLUMNS), tenant_rows),
         ("intent_daily", ("tenant_id", "day", "intent", *INTENT_DAILY_COLUMNS), intent_rows),
+        ("unanswered_daily", ("tenant_id", "day", *UNANSWERED_DAILY_COLUMNS), unanswered_rows),
     )
     async with conn.cursor() as cursor:
         for table, columns, rows in copies:
@@ -156,7 +161,17 @@ async def replace_days(
         "deleted": deleted,
         "tenant_days": len(tenant_rows),
         "intent_days": len(intent_rows),
+        "unanswered_questions": len(unanswered_rows),
     }
+
+
+async def stored_days(conn: AsyncConnection, *, tenant_ids: Sequence[str] | None) -> set[tuple[str, date]]:
+    """The (tenant, day) keys the store holds for these tenants (None: every tenant)."""
+    cursor = await conn.execute(
+        "SELECT tenant_id, day FROM tenant_daily WHERE %(all)s OR tenant_id = ANY(%(tenants)s)",
+        {"all": tenant_ids is None, "tenants": list(tenant_ids or [])},
+    )
+    return {(row["tenant_id"], row["day"]) for row in await cursor.fetchall()}
 
 
 async def exported_version(conn: AsyncConnection, *, source: str) -> int | None:

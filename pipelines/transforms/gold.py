@@ -220,3 +220,27 @@ def intent_daily(
         .sort(["tenant_id", "date", "intent"])
     )
     return _conform(daily, INTENT_DAILY_SCHEMA)
+
+
+UNANSWERED_PER_DAY = 50  # the most asked unanswered questions kept per tenant and day
+
+
+def unanswered_questions(messages: pl.DataFrame, *, per_day: int = UNANSWERED_PER_DAY) -> pl.DataFrame:
+    """tenant_id, day, question, example, asked: the customer questions without a confident answer, counted per
+    tenant, day and question as normalised (lower case, single spaces, no trailing punctuation), the `per_day` most
+    asked of each day. `messages` needs tenant_id, date, seq, role, text, answered (silver's, PII redacted)."""
+    question = (
+        pl.col("text").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars().str.strip_chars_end("?!.,;: ")
+    )
+    return (
+        messages.filter((pl.col("role") == "user") & (pl.col("answered") == False))  # noqa: E712 (polars)
+        .with_columns(question=question)
+        .filter(pl.col("question").str.len_chars() > 0)
+        .group_by("tenant_id", "date", "question")
+        .agg(example=pl.col("text").sort_by("seq").first(), asked=pl.len().cast(pl.Int32))
+        .sort(["tenant_id", "date", "asked", "question"], descending=[False, False, True, False])
+        .group_by("tenant_id", "date", maintain_order=True)
+        .head(per_day)
+        .rename({"date": "day"})
+        .select("tenant_id", "day", "question", "example", "asked")
+    )

@@ -1,5 +1,5 @@
-"""The metrics store's daily facts: gold's tenant_daily and intent_daily exported to PostgreSQL for the dashboards,
-and the hourly usage roll-up refreshed.
+"""The metrics store's daily facts: gold's tenant_daily and intent_daily exported to PostgreSQL for the dashboards
+with the day's most asked unanswered questions (from silver), and the hourly usage roll-up refreshed.
 
 Idempotent per tenant and day: an export replaces the (tenant, day) keys it covers, rows and all, in one
 transaction (core/metrics.replace_days). The asset exports the tenants whose gold rows changed since the gold version
@@ -18,12 +18,15 @@ import psycopg
 from psycopg.rows import dict_row
 
 from core import metrics
-from core.lake import GOLD_INTENT_DAILY, GOLD_TENANT_DAILY, Lake
-from pipelines.keys import INTENT_DAILY, METRICS_STORE, TENANT_DAILY
+from core.lake import GOLD_INTENT_DAILY, GOLD_TENANT_DAILY, SILVER_MESSAGES, Lake
+from pipelines.keys import INTENT_DAILY, MESSAGES, METRICS_STORE, TENANT_DAILY
 from pipelines.resources import LakeResource, PostgresResource
+from pipelines.transforms.gold import unanswered_questions
 
 
-def _gold(lake: Lake, table, *, tenant_ids: Iterable[str] | None, days: Iterable[date] | None) -> pl.DataFrame:
+def _read(
+    lake: Lake, table, *, tenant_ids: Iterable[str] | None, days: Iterable[date] | None, columns=None
+) -> pl.DataFrame:
     import pyarrow.dataset as pds
 
     dataset = lake.dataset(table)
@@ -35,14 +38,39 @@ def _gold(lake: Lake, table, *, tenant_ids: Iterable[str] | None, days: Iterable
     if days is not None:
         in_days = pds.field("date").isin(sorted(set(days)))
         expression = in_days if expression is None else expression & in_days
-    frame = pl.from_arrow(dataset.to_table(filter=expression)).rename({"date": "day"})
+    return pl.from_arrow(dataset.to_table(filter=expression, columns=columns))
+
+
+def _gold(lake: Lake, table, *, tenant_ids: Iterable[str] | None, days: Iterable[date] | None) -> pl.DataFrame:
+    frame = _read(lake, table, tenant_ids=tenant_ids, days=days)
+    if not frame.width:
+        return frame
     # A count gold leaves empty (no message scored for sentiment that day, say) is a count of none.
-    return frame.with_columns(cs.integer().fill_null(0))
+    return frame.rename({"date": "day"}).with_columns(cs.integer().fill_null(0))
 
 
-async def _write(dsn: str, *, keys, tenant_rows, intent_rows, version: int | None) -> dict[str, int]:
+def _unanswered(lake: Lake, *, tenant_ids: Iterable[str] | None, days: Iterable[date] | None) -> pl.DataFrame:
+    columns = ["tenant_id", "date", "seq", "role", "text", "answered"]
+    messages = _read(lake, SILVER_MESSAGES, tenant_ids=tenant_ids, days=days, columns=columns)
+    return unanswered_questions(messages) if messages.height else pl.DataFrame()
+
+
+async def _write(
+    dsn: str, *, keys, whole_tenants, tenant_rows, intent_rows, unanswered_rows, version: int | None
+) -> dict[str, int]:
+    """One transaction: when whole tenants are exported (`whole_tenants`: their ids, or True for all), the days the
+    store holds for them join the keys, so a day gold no longer has is emptied; then the keys are replaced."""
+    keys = set(keys)
     async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn, conn.transaction():
-        written = await metrics.replace_days(conn, tenant_days=keys, tenant_rows=tenant_rows, intent_rows=intent_rows)
+        if whole_tenants:
+            keys |= await metrics.stored_days(conn, tenant_ids=None if whole_tenants is True else whole_tenants)
+        written = await metrics.replace_days(
+            conn,
+            tenant_days=sorted(keys),
+            tenant_rows=tenant_rows,
+            intent_rows=intent_rows,
+            unanswered_rows=unanswered_rows,
+        )
         if version is not None:
             await metrics.record_export(conn, source=GOLD_TENANT_DAILY.name, version=version)
     return written
@@ -61,23 +89,20 @@ def export_gold(
     days the store has for them that gold no longer has."""
     tenant_daily = _gold(lake, GOLD_TENANT_DAILY, tenant_ids=tenant_ids, days=days)
     intent_daily = _gold(lake, GOLD_INTENT_DAILY, tenant_ids=tenant_ids, days=days)
+    unanswered = _unanswered(lake, tenant_ids=tenant_ids, days=days)
     keys: set[tuple[str, date]] = set()
     for frame in (tenant_daily, intent_daily):
         if frame.height:
             keys |= set(frame.select("tenant_id", "day").iter_rows())
-    if days is None:
-        with psycopg.connect(dsn) as conn:
-            stored = conn.execute(
-                "SELECT tenant_id, day FROM tenant_daily WHERE %(all)s OR tenant_id = ANY(%(tenants)s)",
-                {"all": tenant_ids is None, "tenants": sorted(set(tenant_ids or []))},
-            )
-            keys |= set(stored.fetchall())
+    whole_tenants = False if days is not None else (True if tenant_ids is None else sorted(set(tenant_ids)))
     return asyncio.run(
         _write(
             dsn,
-            keys=sorted(keys),
+            keys=keys,
+            whole_tenants=whole_tenants,
             tenant_rows=tenant_daily.to_dicts(),
             intent_rows=intent_daily.to_dicts(),
+            unanswered_rows=unanswered.to_dicts(),
             version=version,
         )
     )
@@ -107,11 +132,12 @@ async def _refresh(dsn: str) -> str:
 
 @dg.asset(
     key=METRICS_STORE,
-    deps=[TENANT_DAILY, INTENT_DAILY],
+    deps=[TENANT_DAILY, INTENT_DAILY, MESSAGES],
     group_name="metrics",
     kinds={"postgres"},
-    description="Gold's daily facts in the metrics store (tenant_daily, intent_daily; hypertables with TimescaleDB), "
-    "replaced per tenant and day, and the hourly usage roll-up refreshed: what the dashboards read.",
+    description="Gold's daily facts in the metrics store (tenant_daily, intent_daily; hypertables with TimescaleDB) "
+    "with the most asked unanswered questions from silver, replaced per tenant and day, and the hourly usage roll-up "
+    "refreshed: what the dashboards read.",
 )
 def metrics_store(lake: LakeResource, postgres: PostgresResource) -> dg.MaterializeResult:
     exported = export_changed(lake.lake(), postgres.dsn)
