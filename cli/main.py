@@ -16,6 +16,7 @@ import typer
 
 from cli.lake import lake_app
 from cli.models import models_app
+from cli.report import report
 from core.schemas import Role
 from core.settings import Settings, SettingsError, load_settings
 
@@ -28,6 +29,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(demo_app, name="demo")
 app.add_typer(lake_app, name="lake")
 app.add_typer(models_app, name="models")
+app.command("report")(report)
 
 DEMO_TENANT = "Demo"
 # The actor of everything --seed-demo does; its keys are found (and replaced) by this creator.
@@ -108,7 +110,7 @@ def serve(
         if demo is not None:
             _print_banner(settings, demo, generated_token, dagster_url)
         uvicorn.run(
-            "serving.app:create_app",
+            "cli.asgi:create_platform",
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -236,6 +238,7 @@ def _print_banner(
                 f"  agent key   : {demo['agent']}",
                 f"  widget key  : {demo['widget']}",
                 f"  demo page   : {base}/demo",
+                f"  dashboard   : {base}/dashboard   (sign in with the owner key)",
                 f"  knowledge   : {demo['documents']}",
                 *(
                     [f"  pipelines   : {dagster_url}   (Dagster; logs in {settings.data_dir.resolve() / 'logs'})"]

@@ -265,3 +265,25 @@ def test_widget_on_an_origin_its_key_does_not_allow_gets_no_answer(parley, page)
     finally:
         host.shutdown()
         host.server_close()
+
+
+def _banner_value(server: Server, label: str) -> str:
+    for line in server.log:
+        match = re.match(rf"^\s+{label}\s+: (\S+)", line)
+        if match:
+            return match[1]
+    raise AssertionError(f"no {label!r} in the banner\n{server.log_tail()}")
+
+
+def test_make_run_serves_the_dashboards_tier_beside_the_chat_tier(parley):
+    """`parley serve` mounts analytics_api beside serving: the dashboard page and its figures on the same port."""
+    page = httpx.get(f"{parley.base}/dashboard", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert httpx.get(f"{parley.base}/dashboard/assets/plotly.min.js", timeout=10).status_code == 200
+    owner = {"Authorization": f"Bearer {_banner_value(parley, 'owner key')}"}
+    overview = httpx.get(f"{parley.base}/v1/analytics/overview", headers=owner, timeout=10)
+    assert overview.status_code == 200, overview.text
+    assert overview.json()["tenant_id"] == _banner_value(parley, "demo tenant")
+    agent = {"Authorization": f"Bearer {_banner_value(parley, 'agent key')}"}
+    assert httpx.get(f"{parley.base}/v1/analytics/overview", headers=agent, timeout=10).status_code == 403
+    assert httpx.get(f"{parley.base}/readyz", timeout=10).status_code == 200  # the chat tier, same server
