@@ -298,6 +298,11 @@ class IntentRouteOut(BaseModel):
     samples: int = Field(description="Answers the measurement rests on")
     explore_share: float = Field(description="Share of conversations that keep the plain policy")
     quality: float | None
+    baseline_tier: str | None = Field(None, description="The tier with the best measured quality for the intent")
+    baseline_quality: float | None = None
+    baseline_cost_usd: float | None = Field(None, description="Mean cost of an answer on the baseline tier")
+    route_cost_usd: float | None = Field(None, description="Mean cost of an answer on the route's tier")
+    answers_per_day: float | None = Field(None, description="The intent's answers a day when the route was computed")
     computed_at: datetime
     in_policy: bool = Field(description="Whether the policy lists the tier; a route to a tier it does not is ignored")
 

@@ -2,7 +2,8 @@
 
 outbox → bronze/events → silver/{conversations,messages,usage,intent_examples} → enriched/{message_sentiment,
 conversation_summaries,conversation_topics} → gold/{tenant_daily,intent_daily}, with blocking Great Expectations checks
-on each layer; gold → metrics/daily (the dashboards' PostgreSQL store); silver/intent_examples → models/intent →
+on each layer; gold → metrics/daily (the dashboards' PostgreSQL store); silver and sentiment → routing/policy (the
+per-intent routes the router reads); silver/intent_examples → models/intent →
 models/intent_champion per tenant (MLflow).
 Resources read Parley's Settings (PARLEY_*) when a run starts, never at import.
 """
@@ -19,6 +20,7 @@ from pipelines.defs.metrics.assets import metrics_store
 from pipelines.defs.models.assets import TENANTS, intent_champion, intent_model
 from pipelines.defs.models.sensors import training_failures, training_jobs_sensor, weekly_retraining
 from pipelines.defs.quality.checks import CHECKS
+from pipelines.defs.routing.assets import routing_policy
 from pipelines.defs.silver.assets import silver, tenants_snapshot
 from pipelines.resources import LakeResource, LlmResource, ModelsResource, PostgresResource
 
@@ -31,6 +33,7 @@ LAKE_ASSETS = [
     conversation_topics,
     gold,
     metrics_store,
+    routing_policy,
 ]
 
 lakehouse = dg.define_asset_job(

@@ -32,6 +32,7 @@ USAGE = key(SILVER_USAGE)
 INTENT_EXAMPLES = key(SILVER_INTENT_EXAMPLES)
 # The dashboards' store in PostgreSQL (core/metrics.py), not a lake table.
 METRICS_STORE = dg.AssetKey(["metrics", "daily"])
+ROUTING_POLICY = dg.AssetKey(["routing", "policy"])
 # Models: one registered model per tenant (MLflow), not lake tables.
 INTENT_MODEL = dg.AssetKey(["models", "intent"])
 INTENT_CHAMPION = dg.AssetKey(["models", "intent_champion"])

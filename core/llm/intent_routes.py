@@ -34,6 +34,18 @@ class IntentRoute:
     samples: int
     explore_share: float = 0.1
     quality: float | None = None
+    # What the route was expected to save when computed (the routing-policy asset; the dashboards show it).
+    baseline_tier: str | None = None
+    baseline_quality: float | None = None
+    baseline_cost_usd: float | None = None
+    route_cost_usd: float | None = None
+    answers_per_day: float | None = None
+
+
+_ROUTE_COLUMNS = (
+    "intent", "tier", "samples", "explore_share", "quality", "baseline_tier", "baseline_quality", "baseline_cost_usd",
+    "route_cost_usd", "answers_per_day",
+)  # fmt: skip
 
 
 def explores(*, conversation_id: str | None, share: float) -> bool:
@@ -47,7 +59,7 @@ def explores(*, conversation_id: str | None, share: float) -> bool:
 
 async def load_routes(conn: AsyncConnection, *, tenant_id: str) -> dict[str, IntentRoute]:
     cursor = await conn.execute(
-        "SELECT intent, tier, samples, explore_share, quality FROM routing_policy WHERE tenant_id = %s", (tenant_id,)
+        f"SELECT {', '.join(_ROUTE_COLUMNS)} FROM routing_policy WHERE tenant_id = %s", (tenant_id,)
     )
     return {row["intent"]: IntentRoute(**row) for row in await cursor.fetchall()}
 
@@ -55,8 +67,7 @@ async def load_routes(conn: AsyncConnection, *, tenant_id: str) -> dict[str, Int
 async def list_routes(conn: AsyncConnection, *, tenant_id: str) -> list[dict]:
     """The tenant's routes as stored, with when the pipelines computed them."""
     cursor = await conn.execute(
-        """SELECT intent, tier, samples, explore_share, quality, computed_at FROM routing_policy
-            WHERE tenant_id = %s ORDER BY intent""",
+        f"SELECT {', '.join(_ROUTE_COLUMNS)}, computed_at FROM routing_policy WHERE tenant_id = %s ORDER BY intent",
         (tenant_id,),
     )
     return await cursor.fetchall()
@@ -64,13 +75,13 @@ async def list_routes(conn: AsyncConnection, *, tenant_id: str) -> list[dict]:
 
 async def replace_routes(conn: AsyncConnection, *, tenant_id: str, routes: Iterable[IntentRoute]) -> int:
     """Replace the tenant's whole set (call inside a transaction: readers see the old set or the new, never a mix)."""
-    rows = [(tenant_id, r.intent, r.tier, r.explore_share, r.samples, r.quality) for r in routes]
+    rows = [(tenant_id, *(getattr(route, column) for column in _ROUTE_COLUMNS)) for route in routes]
     await conn.execute("DELETE FROM routing_policy WHERE tenant_id = %s", (tenant_id,))
     if rows:
         async with conn.cursor() as cursor:
             await cursor.executemany(
-                """INSERT INTO routing_policy (tenant_id, intent, tier, explore_share, samples, quality)
-                   VALUES (%s, %s, %s, %s, %s, %s)""",
+                f"""INSERT INTO routing_policy (tenant_id, {", ".join(_ROUTE_COLUMNS)})
+                    VALUES (%s{", %s" * len(_ROUTE_COLUMNS)})""",
                 rows,
             )
     return len(rows)

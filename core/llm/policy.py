@@ -45,6 +45,9 @@ class TenantPolicy(BaseModel):
     strategy: Strategy = "cost"
     # The `cost` strategy takes the cheapest tier whose expected quality (0..1) reaches this bar.
     quality_bar: Annotated[float, Field(ge=0, le=1)] = 0.7
+    # The routing-policy pipeline routes an intent to a cheaper tier only if that tier's measured answer quality is
+    # at most this far below the best tier's for the intent (pipelines/defs/routing, models/routing/policy.py).
+    route_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.05
     # Models a caller may ask for by name (the OpenAI-compatible endpoint); empty: those in `tiers`.
     allowed_models: Annotated[list[str], Field(max_length=50)] = []
     budget: Budget | None = None

@@ -1,0 +1,1 @@
+"""Routing models: per-intent routes learned from answer outcomes (policy.py)."""
