@@ -75,3 +75,29 @@ def test_the_store_says_its_mode_and_rolls_usage_up_by_the_hour(lakehouse):
             ).fetchone()
             assert hourly["calls"] == raw["calls"] > 0
             assert hourly["cost"] == pytest.approx(raw["cost"])
+
+
+def test_the_unanswered_questions_in_the_store_are_each_tenants_from_silver(lakehouse):
+    import polars as pl
+
+    from core.lake import SILVER_MESSAGES
+
+    for which in (0, 1):
+        tenant_id = lakehouse.tenants[which]
+        messages = pl.from_arrow(lakehouse.lake.read(SILVER_MESSAGES, tenant_ids=[tenant_id]))
+        missed = messages.filter((pl.col("role") == "user") & (pl.col("answered") == False))  # noqa: E712
+        stored = store_rows(lakehouse.db_url, "unanswered_daily", tenant_id)
+        assert missed.height > 0 and stored, "demo traffic has questions without a confident answer"
+        # Every unanswered question is counted once, under its day (at most 50 questions a day are kept).
+        per_day = missed.group_by("date").len()
+        kept = {}
+        for row in stored:
+            kept[row["day"]] = kept.get(row["day"], 0) + row["asked"]
+            assert row["question"] == row["question"].lower().strip() and row["example"]
+        for day, count in per_day.iter_rows():
+            assert kept.get(day) == count or count > 50, (day, count, kept.get(day))
+        # Both tenants ask Banking77's questions, so texts may coincide: each example must be one of its own tenant's.
+        assert {row["example"] for row in stored} <= set(missed["text"].to_list())
+    with psycopg.connect(lakehouse.db_url) as conn:
+        (total,) = conn.execute("SELECT count(*) FROM unanswered_daily").fetchone()
+    assert total == sum(len(store_rows(lakehouse.db_url, "unanswered_daily", t)) for t in lakehouse.tenants)
