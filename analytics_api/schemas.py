@@ -41,6 +41,7 @@ class Range(BaseModel):
 
 
 class Overview(Range):
+    tenant_name: str
     store: str = Field(description="timescaledb or postgresql: which metrics store answered")
     kpis: Kpis
     previous: Kpis = Field(description="The same figures over the range of the same length just before")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from analytics_api.deps import AnalyticsReader, BaselineDep, DateRangeDep
 from analytics_api.schemas import Costs, Intents, Overview, Platform, Timeseries, Unanswered
-from core import analytics
+from core import analytics, tenancy
 from serving.deps import DbDep, PlatformAdminDep
 from serving.problems import problem_responses
 
@@ -24,8 +24,9 @@ def _range(scope, span) -> dict:
 @router.get("/overview", summary="KPI tiles: the range's figures and the range before")
 async def read_overview(scope: AnalyticsReader, span: DateRangeDep, db: DbDep, request: Request) -> Overview:
     async with db.connection() as conn:
+        tenant = await tenancy.get_tenant(conn, tenant_id=scope.tenant_id)
         figures = await analytics.overview(conn, tenant_id=scope.tenant_id, span=span)
-    return Overview(**_range(scope, span), store=request.app.state.metrics_store, **figures)
+    return Overview(**_range(scope, span), tenant_name=tenant.name, store=request.app.state.metrics_store, **figures)
 
 
 @router.get("/timeseries", summary="One metric per day, week or month")

@@ -129,6 +129,7 @@ async def _setup(url: str) -> dict:
             )
             world[name] = {
                 "id": tenant.id,
+                "name": tenant.name,
                 "keys": keys,
                 "rows": tenant_rows,
                 "intent_rows": intent_rows,
@@ -170,7 +171,7 @@ def test_the_overview_adds_up_the_range_and_the_range_before(world):
     expected = sums(a["rows"], start, end)
     kpis = body["kpis"]
     assert body["from"] == RANGE["from"] and body["to"] == RANGE["to"] and body["days"] == 30
-    assert body["store"] == "postgresql" and body["tenant_id"] == a["id"]
+    assert body["store"] == "postgresql" and body["tenant_id"] == a["id"] and body["tenant_name"] == a["name"]
     assert kpis["conversations"] == expected["conversations"] and kpis["unanswered"] == expected["unanswered"]
     assert kpis["deflection_rate"] == pytest.approx(expected["resolved"] / expected["closed"])
     up, down = expected["feedback_up"], expected["feedback_down"]

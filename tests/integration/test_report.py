@@ -82,7 +82,9 @@ def test_an_html_report_holds_the_tenants_month_and_nothing_of_another(tenants, 
 
 def test_a_pdf_report_is_printed_by_chromium(tenants, env, tmp_path):
     out = tmp_path / "a.pdf"
-    done = parley("report", "--tenant", tenants["a"]["id"], "--month", MONTH, "--format", "pdf", "--out", str(out), env=env)
+    done = parley(
+        "report", "--tenant", tenants["a"]["id"], "--month", MONTH, "--format", "pdf", "--out", str(out), env=env
+    )
     assert done.returncode == 0, done.stderr
     data = out.read_bytes()
     assert data.startswith(b"%PDF-") and len(data) > 5_000
