@@ -109,6 +109,19 @@ def daily_rows(tenant_id: str, *, seed: int, intents: list[str]) -> tuple[list[d
     return tenant_rows, intent_rows, unanswered_rows
 
 
+async def store_history(conn, *, tenant_id: str, seed: int, intents: list[str]) -> dict:
+    """Write a tenant's DAYS days of daily rows to the metrics store; returns them."""
+    tenant_rows, intent_rows, unanswered_rows = daily_rows(tenant_id, seed=seed, intents=intents)
+    await metrics.replace_days(
+        conn,
+        tenant_days=[(tenant_id, row["day"]) for row in tenant_rows],
+        tenant_rows=tenant_rows,
+        intent_rows=intent_rows,
+        unanswered_rows=unanswered_rows,
+    )
+    return {"rows": tenant_rows, "intent_rows": intent_rows, "intents": intents, "unanswered": unanswered_rows}
+
+
 async def _setup(url: str) -> dict:
     async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn, conn.transaction():
         world = {}
@@ -119,23 +132,8 @@ async def _setup(url: str) -> dict:
                 _, keys[role.value] = await tenancy.create_api_key(
                     conn, tenant_id=tenant.id, role=role, name=str(role), actor="test"
                 )
-            tenant_rows, intent_rows, unanswered_rows = daily_rows(tenant.id, seed=seed, intents=intents)
-            await metrics.replace_days(
-                conn,
-                tenant_days=[(tenant.id, row["day"]) for row in tenant_rows],
-                tenant_rows=tenant_rows,
-                intent_rows=intent_rows,
-                unanswered_rows=unanswered_rows,
-            )
-            world[name] = {
-                "id": tenant.id,
-                "name": tenant.name,
-                "keys": keys,
-                "rows": tenant_rows,
-                "intent_rows": intent_rows,
-                "intents": intents,
-                "unanswered": unanswered_rows,
-            }
+            history = await store_history(conn, tenant_id=tenant.id, seed=seed, intents=intents)
+            world[name] = {"id": tenant.id, "name": tenant.name, "keys": keys, **history}
         return world
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from psycopg.rows import dict_row
 
 from analytics_api.app import create_app
@@ -29,7 +29,6 @@ from core import metrics, tenancy
 from core.analytics import DateRange, bucket_starts
 from core.schemas import Role
 from tests.conftest import ADMIN_TOKEN, serving
-from tests.integration.test_widget_browser import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
 HISTORY_DAYS = 60
@@ -243,17 +242,6 @@ def dashboard(settings, tmp_path_factory) -> Iterator[Dashboard]:
     app = create_app(settings.model_copy(update={"providers_file": providers}))
     with serving(app) as base:
         yield Dashboard(base=base, a=a, b=b, start=today - timedelta(days=RANGE_DAYS - 1), end=today)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def new_page(browser: Browser, dashboard: Dashboard, *, viewport=LAPTOP, mobile: bool = False) -> Page:

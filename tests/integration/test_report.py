@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from core import metrics, tenancy
-from tests.integration.test_analytics_api import daily_rows
+from core import tenancy
+from tests.integration.test_analytics_api import store_history
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
 MONTH = "2026-11"
@@ -33,15 +33,8 @@ async def _tenants(url: str) -> dict:
         made = {}
         for name, seed, intents in (("a", 3, ["card_arrival", "top_up"]), ("b", 4, ["lost_luggage", "seat_upgrade"])):
             tenant = await tenancy.create_tenant(conn, name=f"Report {name} {secrets.token_hex(3)}", actor="test")
-            rows, intent_rows, unanswered = daily_rows(tenant.id, seed=seed, intents=intents)
-            await metrics.replace_days(
-                conn,
-                tenant_days=[(tenant.id, row["day"]) for row in rows],
-                tenant_rows=rows,
-                intent_rows=intent_rows,
-                unanswered_rows=unanswered,
-            )
-            november = [row for row in rows if row["day"] >= date(2026, 11, 1)]
+            history = await store_history(conn, tenant_id=tenant.id, seed=seed, intents=intents)
+            november = [row for row in history["rows"] if row["day"] >= date(2026, 11, 1)]
             made[name] = {
                 "id": tenant.id,
                 "name": tenant.name,

@@ -22,20 +22,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import free_port
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # The repo sits beside ../shared, on a developer's machine and in CI alike.
 DEMO_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 START_TIMEOUT_S = 120  # the encoder loads and the seeding embeds a knowledge base
@@ -125,17 +116,6 @@ def parley(tmp_path_factory, models_dir) -> Iterator[Server]:
         yield server
     finally:
         _stop(server.process)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
