@@ -6,9 +6,11 @@
 - paid `provider/model` tiers: one chain, ordered by the strategy and steered by the budget (core/llm/strategy.py),
   made to survive vendor failures by the router (core/llm/router.py), placed where the policy lists its first paid tier.
 
-A per-intent route (core/llm/intent_routes.py), when the turn's intent has one, moves its tier to the front of the walk
-(after the cache) and, for `kb`, lets the answerer answer whenever it is confident: the pipelines measured that it is
-good enough for that intent. An `explore_share` of conversations keeps the plain policy.
+A per-intent route (core/llm/intent_routes.py), when the turn's intent has one, refines the walk: a free tier (`kb`,
+`local`) moves to the front (after the cache), and a `kb` route lets the answerer answer whenever it is confident
+(the pipelines measured it good enough for that intent); a paid route leads the paid chain but leaves the free tiers
+in front of it, so the knowledge base still answers for free what it is sure of (a route says which model answers
+what the free tiers cannot, not that they should not try). An `explore_share` of conversations keeps the plain policy.
 
 If nothing answered (the kb was not confident and every model failed or none is allowed), the knowledge base answers
 anyway, saying plainly when it found nothing: a customer always gets a reply. The question is embedded once; retrieval
@@ -137,7 +139,7 @@ class Orchestrator:
 
     def _steps(self, ask: Ask, lead: str | None = None) -> tuple[list[str | list[Route]], str]:
         """The policy's tiers with the paid ones replaced by one chain, at the place of the first; `lead` (a tier of
-        the policy) goes first after the cache, and first in the chain if it is a paid one."""
+        the policy) goes first after the cache if it is a free one, first in the chain if it is a paid one."""
         context = ask.context
         policy = context.policy if ask.tiers is None else context.policy.model_copy(update={"tiers": list(ask.tiers)})
         decision = paid_chain(
@@ -151,7 +153,7 @@ class Orchestrator:
         tiers = policy.tiers
         if ask.out_of_scope:
             tiers = [tier for tier in tiers if tier in ("cache", "kb")]
-        if lead is not None:
+        if lead is not None and lead in FREE_TIERS:
             cache = [tier for tier in tiers if tier == "cache"]
             tiers = cache + [lead] + [tier for tier in tiers if tier not in ("cache", lead)]
         steps: list[str | list[Route]] = []

@@ -8,8 +8,9 @@ tenant's policy does not list (the router would ignore a route to them).
 
 A cheaper tier qualifies when it has at least `min_samples` answers for the intent and the lower bound of its quality
 (Wilson score, `z` standard errors) reaches the best tier's mean less the tolerance: a cheap tier that looks as good
-on a handful of answers does not take an intent's traffic. `explore_share` of conversations keep the plain policy
-afterwards, so every tier goes on being measured.
+on a handful of answers does not take an intent's traffic. A route to a paid tier leaves the free tiers in front of
+it (core/llm/orchestrator.py): it picks the model for what the knowledge base is not sure of. `explore_share` of
+conversations keep the plain policy afterwards, so every tier goes on being measured.
 """
 
 from __future__ import annotations
@@ -106,12 +107,15 @@ def choose(
     min_samples: int = MIN_SAMPLES,
     z: float = Z,
 ) -> tuple[TierFigures, TierFigures] | None:
-    """(chosen, best) for one intent, or None when fewer than two tiers have min_samples answers (nothing to
-    compare: the plain policy stays in charge)."""
+    """(chosen, best) for one intent, or None (the plain policy stays in charge) when fewer than two tiers have
+    min_samples answers, or when a tier with fewer answers looks better than the best measured one: until it is
+    measured, nothing says the best measured tier is the best."""
     measured = [tier for tier in tiers if tier.answers >= min_samples]
     if len(measured) < 2:
         return None
     best = max(measured, key=lambda t: (t.quality, -t.cost_usd))
+    if any(t.answers < min_samples and t.quality > best.quality for t in tiers):
+        return None
     holding = [t for t in measured if t is best or t.lower_bound(z) >= best.quality - tolerance]
     chosen = min(holding, key=lambda t: (t.cost_usd, -t.quality))
     return chosen, best

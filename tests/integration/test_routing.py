@@ -426,6 +426,19 @@ def test_an_intent_route_to_a_dearer_model_leads_the_chain_and_the_budget_still_
     assert turn_with_intent(llm_client, tenant_id, key, OFF_KB, "complaint").answered.model == "acme/small"
 
 
+def test_an_intent_route_to_a_model_leaves_the_knowledge_base_in_front_of_it(llm_client, vendor, platform_db):
+    tenant_id, key, _ = tenant_with_kb(llm_client, {"tiers": ["cache", "kb", "acme/small", "acme/large"]})
+    set_routes(llm_client, tenant_id, IntentRoute("complaint", "acme/large", samples=120, explore_share=0))
+    vendor.then(LLM_ANSWER, LLM_ANSWER)
+    sure = turn_with_intent(llm_client, tenant_id, key, REFUND_TIME, "complaint").answered
+    assert sure.tier == "kb" and sure.routed_by == "intent", "what the kb is sure of stays free"
+    unsure = turn_with_intent(llm_client, tenant_id, key, OFF_KB, "complaint").answered
+    assert unsure.model == "acme/large", "what it is not sure of goes to the route's model"
+    plain = turn_with_intent(llm_client, tenant_id, key, OFF_KB, "greeting").answered
+    assert plain.model == "acme/small" and plain.routed_by == "policy"
+    assert [r["body"]["model"] for r in vendor.requests] == ["large", "small"]
+
+
 def test_an_intent_route_outside_the_policy_is_ignored_and_exploration_keeps_the_policy(
     llm_client, vendor, platform_db
 ):

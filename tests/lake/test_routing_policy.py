@@ -193,3 +193,10 @@ def test_a_cheaper_tier_needs_its_lower_bound_within_the_tolerance():
     assert choose([best, close_but_thin], tolerance=0.05) == (best, best)
     assert choose([best, close_and_sure], tolerance=0.0) == (best, best)
     assert choose([best], tolerance=0.05) is None
+    # A tier that looks better on too few answers: no route on what is known so far.
+    promising = TierFigures("premium/xl", 12, 0.99, 0.02)
+    assert choose([best, close_and_sure, promising], tolerance=0.05) is None
+    assert choose([best, close_and_sure, TierFigures("premium/xl", 12, 0.5, 0.02)], tolerance=0.05) == (
+        close_and_sure,
+        best,
+    )
