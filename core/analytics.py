@@ -10,7 +10,7 @@ plain PostgreSQL and TimescaleDB alike (date_bin and date_trunc exist in both), 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
 from psycopg import AsyncConnection
@@ -294,12 +294,13 @@ async def _routing_savings(conn: AsyncConnection, *, tenant_id: str, span: DateR
         if None not in (route["baseline_cost_usd"], route["route_cost_usd"], route["answers_per_day"]):
             saving = route["baseline_cost_usd"] - route["route_cost_usd"]
             projected += saving * route["answers_per_day"] * (1 - route["explore_share"])
+    # routing_daily: the usage roll-up the pipelines refresh (migration 0012); days are UTC whatever the session's zone.
+    start = datetime.combine(span.start, time(), tzinfo=UTC)
     cursor = await conn.execute(
-        """SELECT intent, routed_by, count(*)::int AS answers, avg(cost_usd)::float8 AS mean_cost
-             FROM usage WHERE tenant_id = %s AND at >= %s AND at < %s AND routed_by IN ('intent', 'explore')
-              AND tier <> 'summary' AND intent IS NOT NULL
+        """SELECT intent, routed_by, sum(answers)::int AS answers, (sum(cost_usd) / sum(answers))::float8 AS mean_cost
+             FROM routing_daily WHERE tenant_id = %s AND day_start >= %s AND day_start < %s
             GROUP BY 1, 2""",
-        (tenant_id, span.start, span.end + timedelta(days=1)),
+        (tenant_id, start, start + timedelta(days=span.days)),
     )
     by_intent: dict[str, dict[str, dict]] = {}
     for row in await cursor.fetchall():

@@ -105,6 +105,16 @@ class Lake:
         dataset = delta.to_pyarrow_dataset()
         return dataset if tenant_id is None else dataset.filter(pds.field("tenant_id") == tenant_id)
 
+    def scan(self, table: TableSpec | str):
+        """A polars LazyFrame of the table (None if it does not exist). Polars' Delta reader prunes files by their
+        statistics before it opens them: a one-day read of a table with a file per tenant took 0.3 s where the Arrow
+        dataset took 2-4 s (bench/dashboard.py)."""
+        import polars as pl
+
+        if not self.exists(table):
+            return None
+        return pl.scan_delta(self.uri(table), storage_options=self.storage_options or None)
+
     def read(
         self,
         table: TableSpec | str,

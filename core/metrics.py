@@ -188,11 +188,16 @@ async def record_export(conn: AsyncConnection, *, source: str, version: int) -> 
     )
 
 
-async def refresh_usage_hourly(conn: AsyncConnection) -> None:
-    """Bring the hourly usage roll-up up to date on plain PostgreSQL (TimescaleDB's policy refreshes its own)."""
+ROLLUPS = ("usage_hourly", "routing_daily")
+
+
+async def refresh_rollups(conn: AsyncConnection) -> None:
+    """Bring the usage roll-ups (hourly usage, daily routing outcomes) up to date on plain PostgreSQL; TimescaleDB's
+    policies refresh its continuous aggregates themselves."""
     if await store_kind(conn) == "timescaledb":
         return
-    cursor = await conn.execute("SELECT relispopulated FROM pg_class WHERE relname = 'usage_hourly'")
-    populated = (await cursor.fetchone())["relispopulated"]
-    # CONCURRENTLY keeps the view readable while it refreshes, but cannot fill a view that was never filled.
-    await conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY' if populated else ''} usage_hourly")
+    for view in ROLLUPS:
+        cursor = await conn.execute("SELECT relispopulated FROM pg_class WHERE relname = %s", (view,))
+        populated = (await cursor.fetchone())["relispopulated"]
+        # CONCURRENTLY keeps the view readable while it refreshes, but cannot fill a view that was never filled.
+        await conn.execute(f"REFRESH MATERIALIZED VIEW {'CONCURRENTLY' if populated else ''} {view}")

@@ -266,6 +266,10 @@ def test_routing_savings_projected_from_the_routes_and_realised_from_usage(world
             for routed_by, tier, cost in [("intent", "kb", 0.0)] * 8 + [("explore", "llm", 0.005)] * 2:
                 record = UsageRecord(tier=tier, outcome="ok", cost_usd=cost, intent="lost_luggage", routed_by=routed_by)
                 await record_usage(conn, tenant_id=b["id"], record=record)
+        # The pipelines refresh the roll-up the realised saving is read from (without TimescaleDB).
+        refresh = psycopg.AsyncConnection.connect(settings.postgres_url, row_factory=dict_row, autocommit=True)
+        async with await refresh as conn:
+            await metrics.refresh_rollups(conn)
 
     asyncio.run(write())
     today = datetime.now(UTC).date()

@@ -1,5 +1,6 @@
 """The metrics store's daily facts: gold's tenant_daily and intent_daily exported to PostgreSQL for the dashboards
-with the day's most asked unanswered questions (from silver), and the hourly usage roll-up refreshed.
+with the day's most asked unanswered questions (from silver), and the usage roll-ups (hourly usage, daily routing
+outcomes) refreshed.
 
 Idempotent per tenant and day: an export replaces the (tenant, day) keys it covers, rows and all, in one
 transaction (core/metrics.replace_days). The asset exports the tenants whose gold rows changed since the gold version
@@ -27,18 +28,14 @@ from pipelines.transforms.gold import unanswered_questions
 def _read(
     lake: Lake, table, *, tenant_ids: Iterable[str] | None, days: Iterable[date] | None, columns=None
 ) -> pl.DataFrame:
-    import pyarrow.dataset as pds
-
-    dataset = lake.dataset(table)
-    if dataset is None:
+    frame = lake.scan(table)
+    if frame is None:
         return pl.DataFrame()
-    expression = None
     if tenant_ids is not None:
-        expression = pds.field("tenant_id").isin(sorted(set(tenant_ids)))
+        frame = frame.filter(pl.col("tenant_id").is_in(sorted(set(tenant_ids))))
     if days is not None:
-        in_days = pds.field("date").isin(sorted(set(days)))
-        expression = in_days if expression is None else expression & in_days
-    return pl.from_arrow(dataset.to_table(filter=expression, columns=columns))
+        frame = frame.filter(pl.col("date").is_in(sorted(set(days))))
+    return (frame.select(columns) if columns else frame).collect()
 
 
 def _gold(lake: Lake, table, *, tenant_ids: Iterable[str] | None, days: Iterable[date] | None) -> pl.DataFrame:
@@ -126,7 +123,7 @@ async def _exported_version(dsn: str) -> int | None:
 
 async def _refresh(dsn: str) -> str:
     async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row, autocommit=True) as conn:
-        await metrics.refresh_usage_hourly(conn)
+        await metrics.refresh_rollups(conn)
         return await metrics.store_kind(conn)
 
 
@@ -136,8 +133,8 @@ async def _refresh(dsn: str) -> str:
     group_name="metrics",
     kinds={"postgres"},
     description="Gold's daily facts in the metrics store (tenant_daily, intent_daily; hypertables with TimescaleDB) "
-    "with the most asked unanswered questions from silver, replaced per tenant and day, and the hourly usage roll-up "
-    "refreshed: what the dashboards read.",
+    "with the most asked unanswered questions from silver, replaced per tenant and day, and the usage roll-ups "
+    "(usage_hourly, routing_daily) refreshed: what the dashboards read.",
 )
 def metrics_store(lake: LakeResource, postgres: PostgresResource) -> dg.MaterializeResult:
     exported = export_changed(lake.lake(), postgres.dsn)
