@@ -10,6 +10,7 @@ from bench import (
     cache_threshold,
     chat_load,
     cold_start,
+    dashboard,
     intent_quality,
     kb_confidence,
     lake_ingest,
@@ -21,6 +22,7 @@ from bench import (
     retrieval_scale,
     router_overhead,
     routing_cost,
+    routing_policy,
     sentiment,
     sentiment_quality,
     stackfaq,
@@ -39,10 +41,12 @@ BENCHMARKS = (
     router_overhead,
     outage,
     routing_cost,
+    routing_policy,
     lake_ingest,
     lake_pipeline,
     sentiment,
     lake_query,
+    dashboard,
     sentiment_quality,
     intent_quality,  # the longest: about 35 minutes of training on 2 cores
 )
