@@ -44,7 +44,8 @@ import json
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -370,34 +371,16 @@ def _premium_on(anchor: Run, router: Run, bucket: str) -> float:
     return sum(a.right for a, _ in pairs) / max(1, len(pairs))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.routing_cost", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--questions", type=int, default=QUESTIONS, help=f"test questions replayed (default {QUESTIONS})"
-    )
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument(
-        "--kb-questions",
-        type=int,
-        default=KB_QUESTIONS,
-        help=f"train questions per knowledge-base document (default {KB_QUESTIONS})",
-    )
-    args = parser.parse_args(argv)
-    if not (DATA / "banking77" / "train.csv").exists():
-        print(f"routing cost: skipped, {DATA / 'banking77'} not found")
-        return
+@contextmanager
+def replay_platform(models: str, vectors: np.ndarray, intents: list[str]) -> Iterator[tuple]:
+    """Parley in process on a temp data folder (embedded PostgreSQL, vector engine) with the two simulated vendors
+    in their own processes: yields (TestClient, {route: vendor}, scratch folder)."""
     from fastapi.testclient import TestClient
 
     from core.embeddings import AsyncEncoder, OnnxEncoder
     from core.settings import load_settings
     from serving.app import create_app
 
-    started = time.perf_counter()
-    models = built_models()
-    texts, intents, vectors = train_questions()
-    documents = kb_documents(texts, intents, vectors, args.kb_questions)
-    questions = test_sample(args.questions, args.seed)
-    runs = [Run(name, policy) for name, policy in RUNS]
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as scratch:
         train_npy, labels_json = Path(scratch) / "train.npy", Path(scratch) / "labels.json"
         np.save(train_npy, vectors)
@@ -418,10 +401,35 @@ def main(argv: Sequence[str] | None = None) -> None:
                 log_level="warning",
             )
             encoder = AsyncEncoder.preloaded(OnnxEncoder.load(MODELS))
-            vendors = {"premium/large": premium, "budget/small": budget}
             with TestClient(create_app(settings, encoder=encoder)) as client:
-                for run in runs:
-                    replay(client, run, documents, questions, vendors)
+                yield client, {"premium/large": premium, "budget/small": budget}, Path(scratch)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.routing_cost", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--questions", type=int, default=QUESTIONS, help=f"test questions replayed (default {QUESTIONS})"
+    )
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--kb-questions",
+        type=int,
+        default=KB_QUESTIONS,
+        help=f"train questions per knowledge-base document (default {KB_QUESTIONS})",
+    )
+    args = parser.parse_args(argv)
+    if not (DATA / "banking77" / "train.csv").exists():
+        print(f"routing cost: skipped, {DATA / 'banking77'} not found")
+        return
+    started = time.perf_counter()
+    models = built_models()
+    texts, intents, vectors = train_questions()
+    documents = kb_documents(texts, intents, vectors, args.kb_questions)
+    questions = test_sample(args.questions, args.seed)
+    runs = [Run(name, policy) for name, policy in RUNS]
+    with replay_platform(models, vectors, intents) as (client, vendors, _):
+        for run in runs:
+            replay(client, run, documents, questions, vendors)
     anchor = runs[0]
     print(
         f"routing cost on Banking77: {len(questions)} test questions (seed {args.seed}), one conversation each, "

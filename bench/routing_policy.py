@@ -41,7 +41,6 @@ import argparse
 import csv
 import json
 import shutil
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -52,7 +51,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import _vendors
 from bench._data import BENCH_ADMIN_TOKEN, DATA, MODELS, _label, built_models, code_line, machine_line
 from bench._lake import cache_key, cached_dir, publish
 from bench.routing_cost import (
@@ -68,8 +66,8 @@ from bench.routing_cost import (
     _vendor_bill,
     accuracy_interval,
     kb_documents,
-    providers_yaml,
     replay,
+    replay_platform,
     report_run,
     test_sample,
     train_questions,
@@ -565,13 +563,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not (DATA / "banking77" / "train.csv").exists():
         print(f"routing policy: skipped, {DATA / 'banking77'} not found")
         return
-    from fastapi.testclient import TestClient
 
-    from core.embeddings import AsyncEncoder, OnnxEncoder
     from core.llm.intent_routes import DEFAULT_TTL_S
     from core.llm.policy import TenantPolicy
-    from core.settings import load_settings
-    from serving.app import create_app
 
     started = time.perf_counter()
     models = built_models()
@@ -587,54 +581,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     plain = Run("router, no routes", dict(ROUTER_POLICY))
     anchor = Run("always expensive", dict(ANCHOR_POLICY))
     tenants: list[Tenant] = []
-    with tempfile.TemporaryDirectory(prefix="parley-bench-") as scratch:
-        train_npy, labels_json = Path(scratch) / "train.npy", Path(scratch) / "labels.json"
-        np.save(train_npy, vectors)
-        labels_json.write_text(json.dumps(intents), encoding="utf-8")
-        try:
-            with (
-                _vendors.running("premium", models, str(train_npy), str(labels_json)) as premium,
-                _vendors.running("budget") as budget,
-            ):
-                providers = Path(scratch) / "providers.yaml"
-                providers.write_text(providers_yaml(premium.base_url, budget.base_url), encoding="utf-8")
-                settings = load_settings(
-                    _env_file=None,
-                    data_dir=Path(scratch) / "data",
-                    models_dir=MODELS,
-                    admin_token=BENCH_ADMIN_TOKEN,
-                    rate_limit_per_minute=10**6,
-                    providers_file=providers,
-                    log_level="warning",
-                )
-                encoder = AsyncEncoder.preloaded(OnnxEncoder.load(MODELS))
-                vendors = {"premium/large": premium, "budget/small": budget}
-                with TestClient(create_app(settings, encoder=encoder)) as client:
-                    learner = new_tenant(client, "Routing policy: learned routes", documents, {"tiers": ["kb"]})
-                    tenants.append(learner)
-                    make_champion(client, learner, trained)
-                    learning = learn(
-                        client, learner, plan, per_tier=args.learn_per_tier, max_seconds=args.learn_seconds
-                    )
-                    learning.repeated_intents = repeated
-                    last_learning_turn = time.monotonic()
-                    set_policy(client, learner, learned.policy)  # the routes are learnt for the policy they refine
-                    lake, lake_seconds, steps = run_lakehouse(
-                        Path(scratch) / "lake", client.app.state.db.url, settings.mlflow_location
-                    )
-                    routes = list_routes(client, learner)
-                    # The router rereads a tenant's routes every DEFAULT_TTL_S: wait that long after the learning
-                    # period's last turn (usually over already), as a serving process would.
-                    time.sleep(max(0.0, DEFAULT_TTL_S - (time.monotonic() - last_learning_turn)))
-                    learned_asked = evaluate(client, learner, learned, questions, vendors)
-                    unlearned = new_tenant(client, "Routing policy: router, no routes", documents, plain.policy)
-                    tenants.append(unlearned)
-                    make_champion(client, unlearned, trained)
-                    plain_asked = evaluate(client, unlearned, plain, questions, vendors)
-                    replay(client, anchor, documents, questions, vendors)
-        finally:
-            for tenant in tenants:  # serving's download of the tenants' models (settings.models_dir is the shared one)
-                shutil.rmtree(MODELS / "registry-cache" / f"intent__{tenant.id}", ignore_errors=True)
+    try:
+        with replay_platform(models, vectors, intents) as (client, vendors, scratch):
+            learner = new_tenant(client, "Routing policy: learned routes", documents, {"tiers": ["kb"]})
+            tenants.append(learner)
+            make_champion(client, learner, trained)
+            learning = learn(client, learner, plan, per_tier=args.learn_per_tier, max_seconds=args.learn_seconds)
+            learning.repeated_intents = repeated
+            last_learning_turn = time.monotonic()
+            set_policy(client, learner, learned.policy)  # the routes are learnt for the policy they refine
+            settings = client.app.state.settings
+            lake, lake_seconds, steps = run_lakehouse(
+                scratch / "lake", client.app.state.db.url, settings.mlflow_location
+            )
+            routes = list_routes(client, learner)
+            # The router rereads a tenant's routes every DEFAULT_TTL_S: wait that long after the learning period's
+            # last turn (usually over already), as a serving process would.
+            time.sleep(max(0.0, DEFAULT_TTL_S - (time.monotonic() - last_learning_turn)))
+            learned_asked = evaluate(client, learner, learned, questions, vendors)
+            unlearned = new_tenant(client, "Routing policy: router, no routes", documents, plain.policy)
+            tenants.append(unlearned)
+            make_champion(client, unlearned, trained)
+            plain_asked = evaluate(client, unlearned, plain, questions, vendors)
+            replay(client, anchor, documents, questions, vendors)
+    finally:
+        for tenant in tenants:  # serving's download of the tenants' models (settings.models_dir is the shared one)
+            shutil.rmtree(MODELS / "registry-cache" / f"intent__{tenant.id}", ignore_errors=True)
 
     print(
         f"routing policy on Banking77: learned per-intent routes; {len(questions)} test questions (seed {args.seed}), "
