@@ -10,15 +10,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from core.db import EmbeddedPostgres
 from core.settings import Settings, load_settings
 
 ANALYTICS_PREFIXES = ("/v1/analytics", "/dashboard")
 
 
 class Platform:
-    def __init__(self, serving: FastAPI, analytics: FastAPI) -> None:
+    def __init__(self, serving: FastAPI, analytics: FastAPI, *, embedded: EmbeddedPostgres | None = None) -> None:
         self.serving = serving
         self.analytics = analytics
+        self.embedded = embedded  # stopped after both apps have shut down
 
     def app_for(self, path: str) -> FastAPI:
         for prefix in ANALYTICS_PREFIXES:
@@ -28,10 +30,14 @@ class Platform:
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            for app in (self.serving, self.analytics):
-                await stack.enter_async_context(app.router.lifespan_context(app))
-            yield
+        try:
+            async with AsyncExitStack() as stack:
+                for app in (self.serving, self.analytics):
+                    await stack.enter_async_context(app.router.lifespan_context(app))
+                yield
+        finally:
+            if self.embedded is not None:
+                self.embedded.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -54,9 +60,15 @@ class Platform:
 
 
 def create_platform(settings: Settings | None = None) -> Platform:
-    """uvicorn's factory: both apps from one Settings (the environment's when none is given)."""
+    """uvicorn's factory: both apps from one Settings (the environment's when none is given). On the embedded
+    PostgreSQL the platform starts (or joins) the server once and both apps connect to it by URL: one handle per
+    process, so the server stops when the platform does."""
     from analytics_api.app import create_app as create_analytics
     from serving.app import create_app as create_serving
 
     settings = settings or load_settings()
-    return Platform(create_serving(settings), create_analytics(settings))
+    embedded = None
+    if settings.uses_embedded_postgres:
+        embedded = EmbeddedPostgres(settings.postgres_data_dir)
+        settings = settings.model_copy(update={"postgres_url": embedded.start()})
+    return Platform(create_serving(settings), create_analytics(settings), embedded=embedded)
