@@ -1178,8 +1178,8 @@ def report(**r) -> None:
     usage = r["usage"]
     if r["by_usage"]:
         print(
-            f"  costs for tenants with every usage row of the range (its realised-savings query reads them; beside "
-            f"the goal; the other tenants have {FILLER_SHARE:.0%} of theirs):"
+            f"  costs for tenants with every usage row of the range (the realised savings read their routing_daily "
+            f"roll-up; beside the goal; the other tenants have {FILLER_SHARE:.0%} of theirs):"
         )
         counts = dict(usage.group_by("tenant_id").len().iter_rows())
         size_rank = np.argsort(np.argsort(r["store"].size))
