@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from analytics_api.app import create_app
 from cli.asgi import Platform
-from core import metrics, tenancy
+from core import metrics, tenancy, widgets
 from core.llm.intent_routes import IntentRoute, replace_routes
 from core.metrics import INTENT_DAILY_COLUMNS, TENANT_DAILY_COLUMNS, UsageRecord, record_usage
 from core.schemas import Role
@@ -38,6 +38,7 @@ providers:
     models:
       large: {input_per_mtok: 2.50, output_per_mtok: 10.00, context_tokens: 128000, quality: 0.9}
 """
+WIDGET_ORIGIN = "https://shop.example"
 RANGE = {"from": str(END - timedelta(days=29)), "to": str(END)}
 
 
@@ -132,6 +133,10 @@ async def _setup(url: str) -> dict:
                 _, keys[role.value] = await tenancy.create_api_key(
                     conn, tenant_id=tenant.id, role=role, name=str(role), actor="test"
                 )
+            widget = await widgets.create_widget_key(
+                conn, tenant_id=tenant.id, name="site", allowed_origins=[WIDGET_ORIGIN], actor="test"
+            )
+            keys["widget"] = widget.key
             history = await store_history(conn, tenant_id=tenant.id, seed=seed, intents=intents)
             world[name] = {"id": tenant.id, "name": tenant.name, "keys": keys, **history}
         return world
@@ -301,6 +306,10 @@ def test_only_roles_that_read_analytics_get_figures(world, path):
     assert forbidden.status_code == 403
     assert forbidden.headers["content-type"].startswith("application/problem+json")
     assert "analytics:read" in forbidden.json()["detail"]
+    # A widget key only chats, on its own origin or any other.
+    for origin in (WIDGET_ORIGIN, "https://elsewhere.example"):
+        widget = client.get(url, params=RANGE, headers={**bearer(keys["widget"]), "Origin": origin})
+        assert widget.status_code == 403, origin
     assert client.get(url, params=RANGE).status_code == 401
     assert client.get(url, params=RANGE, headers=bearer("prl_notakey")).status_code == 401
     # The operator reads tenants through the platform view, not with the tenant routes.
