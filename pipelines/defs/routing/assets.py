@@ -33,17 +33,24 @@ class RoutingPolicyConfig(dg.Config):
     z: float = Z
 
 
-def _window(lake: Lake, *, since) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
-    import pyarrow.dataset as pds
+def _window(lake: Lake, *, since) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None]:
+    """The window's messages, and the conversations and sentiment of those messages only (Lake.scan: polars prunes
+    the files it need not open)."""
+    messages = lake.scan(SILVER_MESSAGES)
+    if messages is None:
+        return None, None, None
+    messages = messages.filter(pl.col("date") >= since).select(MESSAGE_COLUMNS).collect()
 
-    def read(table, columns=None, filter=None):
-        dataset = lake.dataset(table)
-        return None if dataset is None else pl.from_arrow(dataset.to_table(columns=columns, filter=filter))
+    def of_window(table, columns, key):
+        frame = lake.scan(table)
+        if frame is None:
+            return None
+        return frame.select(columns).join(messages.lazy().select(key).unique(), on=key, how="semi").collect()
 
-    recent = pds.field("date") >= since
-    messages = read(SILVER_MESSAGES, MESSAGE_COLUMNS, recent)
-    conversations = read(SILVER_CONVERSATIONS, ["tenant_id", "conversation_id", "handoff"])
-    sentiment = read(MESSAGE_SENTIMENT, ["tenant_id", "message_id", "label"])
+    conversations = of_window(
+        SILVER_CONVERSATIONS, ["tenant_id", "conversation_id", "handoff"], ["tenant_id", "conversation_id"]
+    )
+    sentiment = of_window(MESSAGE_SENTIMENT, ["tenant_id", "message_id", "label"], ["tenant_id", "message_id"])
     return messages, conversations, sentiment
 
 
