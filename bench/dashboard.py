@@ -71,7 +71,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._data import DATA, ROOT, code_line, machine_line
-from bench._harness import free_port, percentile
+from bench._harness import free_port, percentile, stop
 
 GOAL_P95_MS = 50.0
 GOAL_EXPORT_S = 5.0
@@ -794,17 +794,6 @@ def start_server(tmp: Path, url: str, providers: Path) -> tuple[subprocess.Popen
     raise TimeoutError(f"the server did not answer within {START_TIMEOUT_S} s")
 
 
-def stop_server(process: subprocess.Popen) -> None:
-    import signal
-
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The export
 
@@ -1046,7 +1035,7 @@ def run(tmp: Path, *, tenants_n: int, days: int, loads_n: int, explain: bool) ->
             mid = tenants[loads[1][0]]
             big = tenants[max(usage_rows_of, key=lambda t: store.size[t])] if usage_rows_of else None
             plans = asyncio.run(explain_queries(url, pgdata / "log", mid, big, span=span, baseline=baseline))
-        stop_server(process)
+        stop(process)
         server_log = stderr_path.read_text(errors="replace").strip()
         process = None
 

@@ -204,6 +204,23 @@ def _vendor_bill(before: dict[str, dict], after: dict[str, dict]) -> tuple[float
     return billed, calls, declined
 
 
+def turn_of(question: Question, body: dict, *, intent_of: dict[str, str], ms: float) -> Turn:
+    """A turn as scored: right when the reply's first source is an article of the question's intent."""
+    reply = body["reply"]
+    first = intent_of.get(reply["sources"][0]["document_id"]) if reply["sources"] else None
+    bucket = f"llm {reply['model']}" if reply["tier"] == "llm" else reply["tier"]
+    return Turn(
+        question.intent,
+        bucket,
+        reply["text"],
+        first == question.intent,
+        first is not None,
+        reply["handoff_offered"],
+        ms,
+        body["latency_ms"],
+    )
+
+
 def replay(client, run: Run, documents: list[dict], questions: Sequence[Question], vendors: dict) -> None:
     admin = {"Authorization": f"Bearer {BENCH_ADMIN_TOKEN}"}
     tenant = _ok(client.post("/v1/tenants", json={"name": f"Routing cost: {run.name}"}, headers=admin), 201)
@@ -222,21 +239,7 @@ def replay(client, run: Run, documents: list[dict], questions: Sequence[Question
         )
         ms = (time.perf_counter() - started) * 1000
         body = _ok(response)
-        reply = body["reply"]
-        first = intent_of.get(reply["sources"][0]["document_id"]) if reply["sources"] else None
-        bucket = f"llm {reply['model']}" if reply["tier"] == "llm" else reply["tier"]
-        run.turns.append(
-            Turn(
-                question.intent,
-                bucket,
-                reply["text"],
-                first == question.intent,
-                first is not None,
-                reply["handoff_offered"],
-                ms,
-                body["latency_ms"],
-            )
-        )
+        run.turns.append(turn_of(question, body, intent_of=intent_of, ms=ms))
     after = {name: vendor.stats() for name, vendor in vendors.items()}
     run.billed_usd, run.vendor_calls, run.declined = _vendor_bill(before, after)
     usage = _ok(client.get("/v1/usage", params={"from": since, "group_by": "model"}, headers=auth))

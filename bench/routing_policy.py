@@ -71,6 +71,7 @@ from bench.routing_cost import (
     report_run,
     test_sample,
     train_questions,
+    turn_of,
 )
 
 LEARN_PER_TIER = 32  # answers per intent and tier in the learning period (the policy needs 30 per intent label)
@@ -238,18 +239,7 @@ def ask(client, tenant: Tenant, question: Question) -> tuple[Turn, Asked]:
     ms = (time.perf_counter() - started) * 1000
     body = _ok(response)
     reply = body["reply"]
-    first = tenant.intent_of.get(reply["sources"][0]["document_id"]) if reply["sources"] else None
-    bucket = f"llm {reply['model']}" if reply["tier"] == "llm" else reply["tier"]
-    turn = Turn(
-        question.intent,
-        bucket,
-        reply["text"],
-        first == question.intent,
-        first is not None,
-        reply["handoff_offered"],
-        ms,
-        body["latency_ms"],
-    )
+    turn = turn_of(question, body, intent_of=tenant.intent_of, ms=ms)
     return turn, Asked(reply["message_id"], reply.get("intent"), bool(reply.get("out_of_scope")))
 
 
