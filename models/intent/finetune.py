@@ -15,6 +15,9 @@ frozen gave 85.9). bench/intent_quality.py measures the recipes as train_intent 
 The word-embedding table (11.7M of the 22.7M parameters) stays frozen: its dense AdamW update costs a quarter of a
 step and the vocabulary a tenant uses is a sliver of it. Every run is bounded (a step count, and a time budget that
 shortens the schedule if the machine is slower than planned) and deterministic for a seed on a given machine.
+Where the CPU multiplies bfloat16 in hardware the transformer runs under bf16 autocast: about half the step time at
+the same accuracy (Banking77, 10 per intent, 3 samples, judged on 3,000 other train rows: 85.45 bf16, 85.51 float32;
+the few-shot run took 74 s instead of 110).
 torch and transformers are imported inside the functions: importing this module costs nothing.
 """
 
@@ -35,6 +38,7 @@ WEIGHT_FILES = ("config.json", "model.safetensors")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 DIM = 384
 OBJECTIVES = ("ce", "mnrl", "mnrl+ce")
+PRECISIONS = ("auto", "bf16", "fp32")
 WARM_STEPS = 3  # the first steps of a run are slow (allocation, a busy machine's threads): not used to pace it
 
 
@@ -52,6 +56,7 @@ class FinetuneConfig:
     mnrl_scale: float = 20.0  # mnrl: cosine similarities times this are the logits
     weight_decay: float = 0.01
     max_seconds: float = 480.0  # the budget for the training steps; the schedule shrinks to fit it
+    precision: str = "auto"  # "bf16", "fp32", or "auto": bf16 where the CPU computes it natively
     seed: int = 0
 
     def params(self) -> dict[str, object]:
@@ -64,6 +69,7 @@ class FinetuneReport:
     planned: dict[str, int] = field(default_factory=dict)  # per objective: steps planned before the time budget
     seconds: float = 0.0
     threads: int = 0
+    precision: str = ""
     last_loss: dict[str, float] = field(default_factory=dict)
 
 
@@ -73,6 +79,17 @@ def machine_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def native_bf16() -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16). Measured on such a CPU (2 cores, AMX):
+    a Banking77 step of 32 texts 0.61 s in float32, 0.31 s in bf16 autocast with the fused AdamW. Where bf16 is
+    emulated it is slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def base_weights() -> Path:
@@ -106,14 +123,17 @@ def finetune_encoder(
 
     if config.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {config.objective!r} (one of {', '.join(OBJECTIVES)})")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {config.precision!r} (one of {', '.join(PRECISIONS)})")
     source = source or base_weights()
-    report = FinetuneReport(threads=machine_threads())
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and native_bf16())
+    report = FinetuneReport(threads=machine_threads(), precision="bf16" if bf16 else "fp32")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(report.threads)
     started = time.perf_counter()
     try:
         torch.manual_seed(config.seed)  # dropout; the batches draw from their own seeded generators
-        encoder = _Encoder(source)
+        encoder = _Encoder(source, bf16=bf16)
         budget_start = time.perf_counter()  # the steps' budget runs from the loaded model
         if config.objective == "mnrl+ce":  # split by the texts each plans to encode
             pair_texts = 2 * config.pairs
@@ -137,11 +157,14 @@ def finetune_encoder(
 
 
 class _Encoder:
-    """The transformer with serving's pooling: mean over real tokens, L2-normalised."""
+    """The transformer with serving's pooling: mean over real tokens, L2-normalised. With `bf16` the transformer runs
+    under bfloat16 autocast (the weights, their gradients and the optimizer stay float32); the pooled vectors are
+    float32."""
 
-    def __init__(self, source: Path) -> None:
+    def __init__(self, source: Path, *, bf16: bool = False) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        self.bf16 = bf16
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.model = AutoModel.from_pretrained(source)
         for parameter in self.model.embeddings.word_embeddings.parameters():
@@ -151,7 +174,9 @@ class _Encoder:
         import torch
 
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        hidden = self.model(**batch).last_hidden_state
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            hidden = self.model(**batch).last_hidden_state
+        hidden = hidden.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(mean, p=2, dim=1)
@@ -203,7 +228,8 @@ def _loop(name, steps: int, run_step, params, config: FinetuneConfig, report: Fi
     steps the schedule is refitted to the time left at the pace since the first WARM_STEPS (slower: allocation)."""
     import torch
 
-    optimizer = torch.optim.AdamW(params, weight_decay=config.weight_decay)
+    # fused: one kernel for every parameter, 54 -> 10 ms a step here
+    optimizer = torch.optim.AdamW(params, weight_decay=config.weight_decay, fused=True)
     schedule = _Schedule(optimizer, steps, config.warmup)
     report.planned[name] = steps
     done, loss_sum, warm = 0, 0.0, None

@@ -196,7 +196,8 @@ def _finetuned(texts, labels, train, test, base_encoder_dir: Path, *, config, c:
     params = {"recipe": FINETUNED_RECIPE, **_calibration_params(final), **config.params()}
     params |= {f"ft_steps_{k}": v for k, v in report.steps.items()}
     params |= {f"ft_planned_{k}": v for k, v in report.planned.items()}
-    params |= {"ft_threads": report.threads, "calibration": "held-out rows, cross-fitted"}
+    params |= {"ft_threads": report.threads, "ft_precision_used": report.precision}
+    params |= {"calibration": "held-out rows, cross-fitted"}
     metrics["finetune_seconds"] = report.seconds
     return final, encoder_dir, params, metrics, predictions, scratch
 

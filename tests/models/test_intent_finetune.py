@@ -97,6 +97,34 @@ def test_a_seed_fixes_the_weights_and_another_seed_moves_them(tmp_path):
     assert np.array_equal(first[embeddings], stock[embeddings]), "the word-embedding table stays frozen"
 
 
+def test_precision_follows_the_cpu_unless_asked_and_an_unknown_one_is_refused(tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    rows = banking("train", 6)
+    texts, labels = [t for t, _ in rows], [label for _, label in rows]
+    config = FinetuneConfig(objective="mnrl", pairs=15, pair_batch=5, max_len=32, max_seconds=120)
+
+    def run(name: str, precision: str):
+        folder, report = finetune_encoder(
+            texts, labels, out_dir=tmp_path / name, config=FinetuneConfig(**{**config.__dict__, "precision": precision})
+        )
+        return load_file(folder / "model.safetensors"), report
+
+    monkeypatch.setattr(finetune, "native_bf16", lambda: False)
+    emulated, report = run("auto-without", "auto")
+    assert report.precision == "fp32" and report.steps == {"mnrl": 3}
+    monkeypatch.setattr(finetune, "native_bf16", lambda: True)
+    native, report = run("auto-with", "auto")
+    assert report.precision == "bf16" and report.steps == {"mnrl": 3}
+    asked, report = run("asked", "fp32")
+    assert report.precision == "fp32"
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert native[layer].dtype == np.float32, "bf16 autocast keeps the weights float32"
+    assert np.array_equal(asked[layer], emulated[layer]) and not np.array_equal(native[layer], emulated[layer])
+    with pytest.raises(ValueError, match="precision"):
+        run("bad", "fp16")
+
+
 def labelled(intents: int, per_intent: int, oos: int = 0) -> list[tuple[str, str]]:
     rows = [(f"text {i} {j}", f"intent_{i}") for i in range(intents) for j in range(per_intent)]
     return rows + [(f"other {j}", "oos") for j in range(oos)]
