@@ -16,7 +16,7 @@ intent, at most HOLDOUT_MAX_ROWS in-scope rows in all (enough to measure a chall
 out-of-scope examples, rarer and what the threshold is chosen on, keep OOS_HOLDOUT. Measured (bench/intent_quality):
 with 15% of every label held out, Banking77 93.80 (full) and 86.81 (10-shot, mean of 3 seeds), CLINC150 97.13 in
 scope / 60.0 out-of-scope recall; with this rule 93.60 (a slower day: 557 of 882 steps in the budget), 86.50, and
-97.03 / 74.0.
+97.03 / 74.0; with this rule and bf16 steps (every schedule whole) 93.80, 86.76, and 96.67 / 78.0.
 """
 
 from __future__ import annotations
@@ -48,11 +48,12 @@ RECIPES = ("auto", "frozen", "finetune")
 # FINETUNE_MIN_PER_INTENT examples each (out-of-scope rows not counted). Why: fine-tuning was measured to pay on
 # Banking77 (77 intents) at 10 examples per intent (+1.6 accuracy, mean of 3 seeds) and at 130 (+0.4 with a busy
 # machine cutting the schedule to 64%; +1.3 in research runs with all of it), and on CLINC150 (150 intents, 100
-# each: in-scope +0.9 and out-of-scope recall +5), at the price of two to nine minutes of CPU where the frozen
-# recipe takes seconds to two and a half. Those are the regimes we have evidence for; the limits below them are
-# judgment, not measurement: under 8 examples the held-out share leaves 6 or fewer per intent to tune on, and with
-# few intents mnrl has few in-batch negatives while a handful of distinct intents is what the frozen vectors already
-# separate well. Everything else stays on the fast, well-understood frozen recipe (`recipe="finetune"` forces it).
+# each: in-scope +0.9 and out-of-scope recall +5), at the price of one and a half to six minutes of CPU in bf16
+# steps (two to nine in float32) where the frozen recipe takes seconds to two and a half. Those are the regimes we
+# have evidence for; the limits below them are judgment, not measurement: under 8 examples the held-out share leaves
+# 6 or fewer per intent to tune on, and with few intents mnrl has few in-batch negatives while a handful of distinct
+# intents is what the frozen vectors already separate well. Everything else stays on the fast, well-understood
+# frozen recipe (`recipe="finetune"` forces it).
 FINETUNE_MIN_INTENTS = 20
 FINETUNE_MIN_PER_INTENT = 8
 # Up to FEW_SHOT_PER_INTENT examples per intent (median) the encoder learns from same-intent pairs then a short
