@@ -276,6 +276,22 @@ def machine_line() -> str:
     return f"machine: {os.cpu_count()} cores, load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min)"
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, total) CPU ticks since boot, all cores (/proc/stat; zeros where there is none). Stolen ticks are time
+    the hypervisor gave this VM's cores to someone else: on a shared VM they, not the code, move a latency's tail."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time stolen between two cpu_ticks() readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 def code_line() -> str:
     """The commit measured, and whether the code under it had uncommitted changes (others may be editing)."""
     import subprocess
