@@ -278,7 +278,7 @@ def machine_line() -> str:
 
 def cpu_ticks() -> tuple[int, int]:
     """(stolen, total) CPU ticks since boot, all cores (/proc/stat; zeros where there is none). Stolen ticks are time
-    the hypervisor gave this VM's cores to someone else: on a shared VM they, not the code, move a latency's tail."""
+    the hypervisor gave this VM's cores to someone else: on a shared VM one of the things that move a latency's tail."""
     try:
         fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     except (OSError, ValueError, IndexError):
