@@ -94,7 +94,9 @@ def finetune_config(rows: list[tuple[str, str]], *, oos_label: str | None, seed:
 
     counts = Counter(label for _, label in rows if label != oos_label)
     if median(counts.values()) <= FEW_SHOT_PER_INTENT:
-        pairs = min(1500, round(2.5 * len(rows)))  # Banking77's 770 rows: 1,500 pairs, about 2 per row
+        # About one pair per row (Banking77's 770 rows: 750 pairs). Against 1,500, judged on 3,000 other train rows:
+        # 85.53 against 85.21 (samples 0/1/2, better on each) in half the pair steps.
+        pairs = min(750, len(rows))
         return FinetuneConfig(
             objective="mnrl+ce", pairs=pairs, epochs=3, batch=16, max_len=32, max_seconds=FEW_SHOT_SECONDS, seed=seed
         )
